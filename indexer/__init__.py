@@ -1,0 +1,1 @@
+"""Clerk's indexer: committee papers -> pages -> chunks -> embeddings -> a published store."""
