@@ -45,6 +45,12 @@ class Settings:
         "CLERK_CHUNK_WORDS",
         "Largest chunk in words; kept under the model's 256 word-piece window so no tail is lost.",
     )
+    documents_url: str = _setting(
+        "",
+        "CLERK_DOCUMENTS_URL",
+        "Base URL where the corpus folder is served, for citation links when a paper has no "
+        "published URL; empty links to the local file.",
+    )
     top_k: int = _setting(5, "CLERK_TOP_K", "Passages cited with an answer.")
     answer_threshold: float = _setting(
         0.5,
@@ -111,6 +117,21 @@ class Settings:
         "CLERK_EMAIL_ALLOWED",
         "Comma-separated addresses or @domains whose questions are answered.",
     )
+    email_ca_file: str = _setting(
+        "",
+        "CLERK_EMAIL_CA_FILE",
+        "PEM file of CA certificates trusted for IMAP and SMTP TLS (empty: the system's).",
+    )
+    email_poll_seconds: float = _setting(
+        60.0,
+        "CLERK_EMAIL_POLL_SECONDS",
+        "Longest wait between mailbox checks (IDLE wakes Clerk sooner where supported).",
+    )
+    email_quarantine_folder: str = _setting(
+        "Clerk Quarantine",
+        "CLERK_EMAIL_QUARANTINE",
+        "IMAP folder that messages Clerk cannot read are moved to (created if absent).",
+    )
     # ModernGov
     user_agent: str = _setting(
         "Clerk/0.1 (committee papers assistant; +https://github.com/clerk)",
@@ -119,6 +140,18 @@ class Settings:
     )
     sync_delay: float = _setting(
         1.0, "CLERK_SYNC_DELAY", "Seconds between requests to one ModernGov site."
+    )
+    moderngov_sites: str = _setting(
+        "", "CLERK_MODERNGOV_SITES", "Comma-separated ModernGov site URLs `clerk nightly` syncs."
+    )
+    sync_timeout: float = _setting(
+        60.0, "CLERK_SYNC_TIMEOUT", "Seconds to wait for one ModernGov response (some take 90)."
+    )
+    sync_retries: int = _setting(
+        3, "CLERK_SYNC_RETRIES", "Tries per request on a timeout or server error (pauses double)."
+    )
+    sync_max_mb: float = _setting(
+        100.0, "CLERK_SYNC_MAX_MB", "Largest ModernGov response or document accepted, in MB."
     )
 
     @property
