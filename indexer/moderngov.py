@@ -230,6 +230,11 @@ def html_text(fragment: str) -> str:
 
 def parse_xml(body: bytes, root: str) -> Element:
     """Parse a web-service body safely; anything but XML with the expected root is a SyncError."""
+    head = body[:200].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        title = re.search(rb"<title>(.*?)</title>", body[:2000], re.IGNORECASE | re.DOTALL)
+        shown = title.group(1).decode("utf-8", "replace").strip() if title else "untitled"
+        raise SyncError(f"not XML: an HTML page ({shown!r})")
     try:
         element = SafeET.fromstring(body, forbid_dtd=True)
     except DefusedXmlException as exc:
