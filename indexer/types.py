@@ -82,6 +82,7 @@ class Hit:
     score: float  # fused rank score, higher is better
     dense: float = 0.0  # cosine similarity of question and passage
     lexical: float = 0.0  # BM25 score
+    root: str = ""  # the indexed folder the source path is relative to
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""Question -> passages -> an honest, extractive, cited answer (or a plain "not in the papers").
+
+Every sentence of an answer is copied from a retrieved passage and carries that passage's
+citation number. Whether Clerk answers is decided by a support score on the best passages, not by
+wording: the passage must be close in meaning (dense similarity) AND contain the question's
+specific terms (names, places, years, figures), weighted by how rare they are in the papers.
+A passage about the right topic that lacks the named town or year is a near-miss, not an answer.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import urllib.parse
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from indexer.embed import Embedder, SentenceTransformerEmbedder
+from indexer.errors import QuestionError
+from indexer.lexical import tokenize
+from indexer.search import Searcher
+from indexer.settings import Settings
+from indexer.store import Params
+from indexer.types import Answer, Citation, Hit, SearchFilters
+
+NOT_FOUND = "I could not find the answer to this in the committee papers."
+# Words that frame a question rather than name what it is about; their absence from a passage
+# says nothing about whether the passage answers it.
+FRAMING_WORDS = frozenset(
+    tokenize(
+        """much many said say says agreed agree decided decide decision happen happened
+        meeting meetings paper papers report reports mention mentioned council councils
+        councillor councillors kcc kent county proposed propose give given cost costs
+        total amount figure number current currently plan plans planned going will new
+        latest recent recently cabinet committee explain details detail anything
+        whether been being made make makes set sets says stated state"""
+    )
+)
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(£•\"'‘“])|\s+•\s+")
+_SPECIFIC = re.compile(r"\d")  # figures, years and decision numbers must be matched exactly
+MAX_ANSWER_SENTENCES = 2
+CITE_FRACTION = 0.85  # further passages are cited when nearly as well supported as the best
+DENSE_FLOOR, DENSE_SPAN = 0.15, 0.5  # cosine 0.15 counts as 0, 0.65 and above as 1
+
+
+@dataclass(frozen=True)
+class Support:
+    """How well one passage supports answering the question, and why."""
+
+    hit: Hit
+    score: float
+    coverage: float
+    missing: tuple[str, ...]
+
+
+class Answerer:
+    """Answers questions from the published index."""
+
+    def __init__(self, settings: Settings, searcher: Searcher):
+        self.settings = settings
+        self.searcher = searcher
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Answerer:
+        """Load the model; the index is loaded on the first question and whenever it is republished."""
+        embedder = embedder or SentenceTransformerEmbedder(settings.model)
+        expected = Params(embedder.name, embedder.dimension, settings.chunk_words)
+        return cls(settings, Searcher(settings.index_dir, embedder, expected))
+
+    def answer(
+        self, question: str, filters: SearchFilters | None = None, mode: str = "hybrid"
+    ) -> Answer:
+        question = clean_question(question, self.settings.max_question_chars)
+        supports = self.assess(question, filters, mode)
+        threshold = self.settings.answer_threshold
+        if not supports or supports[0].score < threshold:
+            nearest = tuple(self.citation(s.hit, s.score) for s in supports)
+            return Answer(question, False, NOT_FOUND, nearest=nearest)
+        cited = [supports[0]] + [s for s in supports[1:] if s.score >= threshold * CITE_FRACTION]
+        citations = tuple(self.citation(s.hit, s.score) for s in cited)
+        return Answer(question, True, compose(question, supports[0].hit, 1), citations=citations)
+
+    def assess(
+        self, question: str, filters: SearchFilters | None = None, mode: str = "hybrid"
+    ) -> list[Support]:
+        """The retrieved passages with their support scores, best supported first."""
+        hits = self.searcher.search(question, filters, k=self.settings.top_k, mode=mode)
+        return sorted(
+            (self.support(question, h) for h in hits), key=lambda s: s.score, reverse=True
+        )
+
+    def support(self, question: str, hit: Hit) -> Support:
+        """Score in 0..1: half meaning, half specific terms found, zero if a figure is missing."""
+        index = self.searcher.index
+        terms = [t for t in dict.fromkeys(tokenize(question)) if t not in FRAMING_WORDS]
+        present = set(tokenize(f"{hit.title} {hit.heading} {hit.text}"))
+        weights = {t: index.bm25.term_idf(t) or _unseen_weight(index.bm25.idf) for t in terms}
+        total = sum(weights.values())
+        missing = tuple(t for t in terms if t not in present)
+        coverage = 1.0 if total == 0 else 1.0 - sum(weights[t] for t in missing) / total
+        meaning = min(1.0, max(0.0, (hit.dense - DENSE_FLOOR) / DENSE_SPAN))
+        score = 0.5 * meaning + 0.5 * coverage
+        if any(_SPECIFIC.search(t) for t in missing):
+            score *= 0.5  # a year or figure the passage does not contain is not answered by it
+        return Support(hit, round(score, 4), round(coverage, 4), missing)
+
+    def citation(self, hit: Hit, score: float) -> Citation:
+        return replace(Citation.from_hit(hit, score), url=citation_url(hit, self.settings))
+
+
+def _unseen_weight(idf) -> float:
+    # A term the papers never use is as telling as the rarest term they do use.
+    return float(idf.max()) if len(idf) else 1.0
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question as searched: control characters gone, whitespace folded, length checked."""
+    if not isinstance(question, str):
+        raise QuestionError("a question must be text")
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in question)
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text or not re.search(r"\w", text):
+        raise QuestionError("please ask a question about the committee papers")
+    if len(text) > max_chars:
+        raise QuestionError(
+            f"that question is {len(text)} characters long; please keep it under {max_chars}"
+        )
+    return text
+
+
+def compose(question: str, hit: Hit, number: int) -> str:
+    """The short answer: the passage's sentences that best match the question, quoted and cited."""
+    sentences = [s.strip() for s in _SENTENCE.split(hit.text) if len(s.strip()) > 2]
+    terms = {t for t in tokenize(question) if t not in FRAMING_WORDS}
+    ranked = sorted(
+        range(len(sentences)),
+        key=lambda i: (len(terms & set(tokenize(sentences[i]))), -i),
+        reverse=True,
+    )
+    chosen = sorted(ranked[:MAX_ANSWER_SENTENCES])
+    quote = " ".join(sentences[i] for i in chosen) if chosen else hit.text
+    where = describe_source(hit)
+    return f"{where}: “{quote}” [{number}]"
+
+
+def describe_source(hit: Hit) -> str:
+    """'Title (Committee, 2025-01-30, page 3)'."""
+    parts = [hit.committee, hit.meeting_date or "", f"page {hit.page}" if hit.page else ""]
+    return f"{hit.title} ({', '.join(p for p in parts if p)})"
+
+
+def citation_url(hit: Hit, settings: Settings) -> str | None:
+    """A link that opens the cited page: the published paper, else the served corpus, else the file."""
+    if hit.url:
+        base = hit.url
+    elif settings.documents_url:
+        base = settings.documents_url.rstrip("/") + "/" + urllib.parse.quote(hit.source)
+    else:
+        path = Path(hit.root) / hit.source
+        base = path.as_uri() if hit.root and path.is_file() else None
+    if base and hit.page and "#" not in base:
+        return f"{base}#page={hit.page}"
+    return base

@@ -1,0 +1,69 @@
+"""The `clerk` command: one entry point, one verb per job, `--json` for machines.
+
+Each verb lives in its own module with a `register(subparsers)` function; the parser it adds sets
+`run=function(args, settings) -> exit status`. Settings are read here, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from indexer.errors import ClerkError
+from indexer.settings import Settings
+
+# Modules that add verbs to `clerk`.
+COMMAND_MODULES = (
+    "bot.cli_engine",  # index, ask, status, eval
+    "bot.cli_requests",  # requests ...
+    "bot.cli_slack",  # slack
+    "bot.cli_email",  # email
+    "bot.cli_sync",  # sync, nightly
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clerk", description="Answers councillors' questions from committee papers."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a channel not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Models come from the installed package, never from a hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env()
+        return int(args.run(args, settings) or 0)
+    except ClerkError as exc:
+        print(f"clerk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

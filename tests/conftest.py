@@ -1,0 +1,110 @@
+"""Shared fixtures: a real index of real committee papers, built once per test session.
+
+The index is built with the real bundled model from a small subset of ../shared/corpus; each test
+gets its own data directory whose `index` link points at that shared build, so request stores and
+state never leak between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer.settings import BUNDLED_MODEL, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# A small, varied subset: County Council devolution papers and minutes, one budget amendment,
+# the Bradford agenda-item page (plain text, no page numbers).
+SAMPLE = (
+    "kent/full_council/2025-01-09",
+    "kent/full_council/2025-02-13/3 - Amendment - Liberal Democrats - LEVI capital funding.pdf",
+    "bradford/area-committee",
+)
+
+
+def pytest_configure(config):
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """No test sees the developer's Clerk or Slack settings."""
+    for name in list(os.environ):
+        if name.startswith(("CLERK_", "SLACK_")):
+            monkeypatch.delenv(name)
+
+
+def copy_sample(destination: Path, parts: tuple[str, ...] = SAMPLE) -> Path:
+    """Copy parts of the shared corpus (folders or single files, with their meeting.json)."""
+    if not SHARED_CORPUS.is_dir():
+        pytest.fail(f"the shared corpus is missing at {SHARED_CORPUS}")
+    for part in parts:
+        source = SHARED_CORPUS / part
+        target = destination / part
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+            shutil.copy2(source.parent / "meeting.json", target.parent / "meeting.json")
+    return destination
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real bundled all-MiniLM-L6-v2, loaded once."""
+    from indexer.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(BUNDLED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory) -> Path:
+    return copy_sample(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="session")
+def shared_index(tmp_path_factory, sample_corpus, embedder) -> Settings:
+    """Settings whose data directory holds an index of the sample corpus, built once."""
+    from indexer.refresh import refresh
+
+    home = tmp_path_factory.mktemp("shared-home")
+    settings = Settings(home=home, corpus=sample_corpus)
+    summary = refresh(settings, [sample_corpus], embedder)
+    assert summary.published and not summary.failed, summary
+    return settings
+
+
+@pytest.fixture(scope="session")
+def searcher(shared_index, embedder):
+    from indexer.search import Searcher
+    from indexer.store import Params
+
+    expected = Params(embedder.name, embedder.dimension, shared_index.chunk_words)
+    return Searcher(shared_index.index_dir, embedder, expected)
+
+
+@pytest.fixture
+def engine_settings(tmp_path, shared_index) -> Settings:
+    """A fresh data directory per test, serving the shared index."""
+    home = tmp_path / "clerk-home"
+    home.mkdir()
+    build = shared_index.index_dir.parent / os.readlink(shared_index.index_dir)
+    (home / "index").symlink_to(build.resolve())
+    return Settings(home=home, corpus=shared_index.corpus)
+
+
+@pytest.fixture
+def answerer(engine_settings, searcher):
+    """The real answering engine over the shared index, with this test's settings."""
+    from bot.answer import Answerer
+
+    return Answerer(engine_settings, searcher)
