@@ -4,10 +4,15 @@ the store kinds every store test runs against (the PostgreSQL helper appends its
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.requests import Asker, InfoRequest
 from indexer.errors import DeliveryError
 from indexer.types import Citation
+
+# Every store backend runs the same store tests (tests/test_requests_store.py): add a kind here and
+# a branch in make_store (the PostgreSQL store: "postgres").
+STORE_KINDS = ["sqlite"]
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
 
@@ -61,3 +66,12 @@ def citation(council="Kent County Council", committee="Cabinet", score=0.4) -> C
 ALICE = Asker("slack", "U0ALICE", "Cllr Alice", {"channel": "C1", "thread_ts": "1.2"})
 BOB = Asker("email", "bob@council.example", "Cllr Bob", {"message_id": "<m1@example>"})
 CAROL = Asker("cli", "carol")
+
+
+def make_store(kind: str, tmp_path: Path, clock: Clock):
+    """A fresh, empty request store of the given kind, on the test's clock."""
+    if kind == "sqlite":
+        from bot.requests_sqlite import SqliteRequestStore
+
+        return SqliteRequestStore(tmp_path / "requests.sqlite3", clock=clock)
+    raise ValueError(f"unknown store kind {kind!r}")
