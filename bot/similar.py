@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 # Jaccard over content words. 0.75 links rewordings that keep the nouns ("When will the Dover
@@ -55,29 +57,46 @@ class Embedder(Protocol):
 
 def normalise_question(question: str) -> str:
     """Case, spacing and punctuation folded away: equal strings are the same question."""
-    return " ".join(w.casefold() for w in _WORD.findall(question))
+    return features(question).normalised
 
 
 def content_words(question: str) -> frozenset[str]:
     """Words that carry the question's meaning: stop-words dropped, plural 's' folded."""
-    words = set()
-    for word in normalise_question(question).split():
-        if word in STOP_WORDS:
-            continue
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        words.add(word)
-    return frozenset(words)
+    return features(question).content
 
 
 def distinguishing_words(question: str) -> frozenset[str]:
     """Names and numbers (capitalised after the first word, or holding a digit), casefolded."""
-    words = _WORD.findall(question)
-    return frozenset(
+    return features(question).names
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the comparisons need from one question, worked out once per text."""
+
+    normalised: str
+    words: frozenset[str]
+    content: frozenset[str]
+    names: frozenset[str]
+
+
+@lru_cache(maxsize=8192)  # a new question is compared with every pending one: tokenise each once
+def features(question: str) -> Features:
+    raw = _WORD.findall(question)
+    words = [w.casefold() for w in raw]
+    content = set()
+    for word in words:
+        if word in STOP_WORDS:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        content.add(word)
+    names = {
         w.casefold()
-        for i, w in enumerate(words)
+        for i, w in enumerate(raw)
         if any(ch.isdigit() for ch in w) or (i > 0 and w[0].isupper() and w != "I")
-    )
+    }
+    return Features(" ".join(words), frozenset(words), frozenset(content), frozenset(names))
 
 
 def names_agree(question_a: str, question_b: str) -> bool:
@@ -86,11 +105,8 @@ def names_agree(question_a: str, question_b: str) -> bool:
     Both scores below rate "road repairs in Canterbury" and "road repairs in Dover" as close;
     linking them would send one town's answer to the other town's councillor.
     """
-    words_a = set(normalise_question(question_a).split())
-    words_b = set(normalise_question(question_b).split())
-    return (
-        distinguishing_words(question_a) <= words_b and distinguishing_words(question_b) <= words_a
-    )
+    a, b = features(question_a), features(question_b)
+    return a.names <= b.words and b.names <= a.words
 
 
 class TokenSimilarity:
@@ -100,7 +116,7 @@ class TokenSimilarity:
         self.threshold = threshold
 
     def score(self, question_a: str, question_b: str) -> float:
-        a, b = content_words(question_a), content_words(question_b)
+        a, b = features(question_a).content, features(question_b).content
         return len(a & b) / len(a | b) if a and b else 0.0
 
     def similar(self, question_a: str, question_b: str) -> bool:
