@@ -85,6 +85,9 @@ def nightly_lock(settings: Settings) -> Iterator[Path]:
         try:
             yield path
         finally:
+            fh.seek(0)
+            fh.truncate()  # an empty lock file means nobody holds it
+            fh.flush()
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
@@ -127,10 +130,12 @@ class NightlyReport:
         }
 
 
-def nightly(settings: Settings, sites: list[str], embedder=None) -> NightlyReport:
+def nightly(
+    settings: Settings, sites: list[str], embedder=None, today: date | None = None
+) -> NightlyReport:
     """Under the lock: sync every site, then index the corpus incrementally and publish."""
     with nightly_lock(settings):
-        summaries = tuple(sync_moderngov(settings, site) for site in sites)
+        summaries = tuple(sync_moderngov(settings, site, today=today) for site in sites)
         index, index_error = _index(settings, embedder)
     return NightlyReport(summaries, index, index_error)
 
