@@ -9,7 +9,13 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from bot.followup import build_notifiers, deliver_answers, open_store, publish_response
+from bot.followup import (
+    build_notifiers,
+    deliver_answers,
+    open_store,
+    record_answer,
+    response_path,
+)
 from bot.requests import (
     PURGEABLE,
     STATES,
@@ -240,10 +246,12 @@ def run_answer(args, settings: Settings) -> int:
         raise RequestError("the answer is empty; give --text or type it on standard input")
 
     def work(store: RequestStore):
-        request = store.answer(args.id, _officer(args), text)
+        request = record_answer(settings, store, args.id, _officer(args), text)
         print(f"Request #{request.request_id} answered.")
-        path = publish_response(settings, request)
-        print(f"Published as {path}; it is searchable after the next `clerk index`.")
+        print(
+            f"Published as {response_path(settings, request)}; "
+            "it is searchable after the next `clerk index`."
+        )
         if not args.no_deliver:
             _report(deliver_answers(store, build_notifiers(settings)), as_json=False)
 

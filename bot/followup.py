@@ -5,6 +5,8 @@
   answer it").
 - `deliver_answers` sends officers' answers through each asker's channel, recording every success
   and failure in the store so a failure is retried later and never lost.
+- `record_answer` stores an officer's answer and publishes it (Slack, CLI: call this, not
+  `store.answer`, so that the answer becomes searchable).
 - `publish_response` files an officer's answer where the indexer reads it, so that the next
   councillor asking the same thing gets it at once as a cited source.
 
@@ -237,6 +239,19 @@ def open_store(settings: Settings, similarity: Similarity | None = None, embedde
 # ---- answers become sources ------------------------------------------------------------------
 
 
+def record_answer(
+    settings: Settings, store: RequestStore, request_id: int, officer: str, text: str
+) -> InfoRequest:
+    """An officer answers: store the answer (queuing a delivery to every asker) and publish it
+    as a response document for the index. Every channel that takes answers should call this."""
+    request = store.answer(request_id, officer, text)
+    try:
+        publish_response(settings, request)
+    except OSError as exc:  # the answer is safe in the store; the document can be re-published
+        log.error("request #%s answered but not published: %s", request_id, exc)
+    return request
+
+
 def response_title(request: InfoRequest) -> str:
     return (
         f"Officer response to request #{request.request_id} "
@@ -244,11 +259,18 @@ def response_title(request: InfoRequest) -> str:
     )
 
 
+def response_path(settings: Settings, request: InfoRequest) -> Path:
+    """Where a request's response document lives (see the module docstring)."""
+    folder = settings.home / RESPONSES_DIR / f"request-{request.request_id}"
+    return folder / f"{_safe_title(response_title(request))}.txt"
+
+
 def publish_response(settings: Settings, request: InfoRequest) -> Path:
     """Write an answered request as a document the indexer picks up; returns the text file."""
     if request.state not in (ANSWERED, CLOSED) or not request.answer:
         raise RequestError(f"request #{request.request_id} has no answer to publish")
-    folder = settings.home / RESPONSES_DIR / f"request-{request.request_id}"
+    path = response_path(settings, request)
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     title = response_title(request)
     meeting = {
@@ -258,7 +280,6 @@ def publish_response(settings: Settings, request: InfoRequest) -> Path:
         "site": None,
     }
     text = f"{title}\n\nQuestion: {request.question}\n\nAnswer: {request.answer}\n"
-    path = folder / f"{_safe_title(title)}.txt"
     for old in folder.glob("*.txt"):  # a re-publish replaces, never adds a second copy
         if old != path:
             old.unlink()

@@ -146,8 +146,11 @@ class RequestFilter:
     created_before: str | None = None  # ISO 8601 UTC, exclusive
     committee: str | None = None  # case-insensitive substring
     asker: str | None = None  # case-insensitive substring of any asker's id or name
+    asker_id: str | None = None  # exactly one asker's user id (a Slack user's own requests)
 
     def admits(self, request: InfoRequest) -> bool:
+        if self.asker_id and not any(a.user_id == self.asker_id for a in request.askers):
+            return False
         if self.states and request.state not in self.states:
             return False
         if self.created_before and request.created_at >= self.created_before:

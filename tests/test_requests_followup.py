@@ -16,6 +16,7 @@ from bot.followup import (
     handle_question,
     open_store,
     publish_response,
+    record_answer,
 )
 from bot.requests import DELIVERY_PENDING, DELIVERY_SENT, Asker
 from bot.requests_sqlite import SqliteRequestStore
@@ -179,13 +180,14 @@ def test_officer_answer_becomes_a_cited_source(engine_settings, embedder):
     answerer = Answerer.from_settings(engine_settings, embedder)
     with open_store(engine_settings) as store:
         _, logged = handle_question(answerer, store, UNANSWERABLE, ALICE)
-        request = store.answer(
+        request = record_answer(
+            engine_settings,
+            store,
             logged.request.request_id,
             "Jane Officer",
             "The Sittingbourne swimming pool will reopen on 1 September 2025, once the roof "
             "repairs (costing £1.2m) are finished.",
         )
-        publish_response(engine_settings, request)
         summary = refresh(
             engine_settings, default_roots(engine_settings, [engine_settings.corpus]), embedder
         )

@@ -248,6 +248,8 @@ def test_list_filters(store, clock):
     assert [r.request_id for r in store.list(RequestFilter(committee="county"))] == [2]
     assert [r.request_id for r in store.list(RequestFilter(asker="alice"))] == [1]
     assert [r.request_id for r in store.list(RequestFilter(asker="bob@"))] == [2]
+    assert store.list(RequestFilter(asker_id="U0ALIC")) == []  # exact, unlike `asker`
+    assert [r.request_id for r in store.list(RequestFilter(asker_id="U0ALICE"))] == [1]
 
 
 def test_overdue_counts_working_days_oldest_first(store, clock):
