@@ -6,6 +6,7 @@ quote with its paper's title, committee, meeting date, page and a link that open
 
 from __future__ import annotations
 
+import email.policy
 import html
 import textwrap
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from indexer.types import Answer, Citation
 
 SENDER_NAME = "Clerk"
 MAX_REFERENCES = 20  # keep the References header bounded on long threads
+# Python folds long id lists badly ("References:" alone on a line); RFC 5322 allows 998 octets.
+POLICY = email.policy.default.clone(max_line_length=998)
 FOOTER = (
     "Clerk answers from published committee papers. Please check the quoted passages before "
     "relying on them."
@@ -74,7 +77,7 @@ def reply_subject(subject: str) -> str:
 
 def envelope(thread: Thread, own_address: str) -> EmailMessage:
     """A reply's headers: From us, To the asker, threaded, marked as an automatic reply."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = formataddr((SENDER_NAME, own_address))
     msg["To"] = formataddr((thread.to_name, thread.to))
     msg["Subject"] = reply_subject(thread.subject)

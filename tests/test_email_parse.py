@@ -57,8 +57,8 @@ def test_html_only_question_is_converted_and_attachment_ignored():
 def test_reply_keeps_only_the_new_text_and_the_thread():
     q = question("reply_with_history.eml")
     assert q.question == (
-        "Child exploitation\n\nThanks. Which committee discussed the exploitation strategy "
-        "and what did\nit decide?"
+        "Leisure centres\n\nThanks. When will the Tonbridge swimming pool reopen after its\n"
+        "refurbishment?"
     )
     assert q.references == ("<plain-question-1@mail.kent.gov.uk>", "<clerk-reply-1@clerk.example>")
     assert q.in_reply_to == "<clerk-reply-1@clerk.example>"
