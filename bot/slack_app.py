@@ -377,7 +377,7 @@ def _ack(ack) -> None:
 def _register(app: App, clerk: ClerkSlack) -> None:
     g = clerk.guarded
     app.event("app_mention")(ack=_ack, lazy=[g(clerk.on_mention, "event")])
-    app.event({"type": "message", "channel_type": "im"}, matchers=[_plain_message])(
+    app.event("message", matchers=[_direct_message])(
         ack=_ack, lazy=[g(clerk.on_direct_message, "event")]
     )
     app.event("message")(_ack)  # edits, joins, bot echoes: nothing to do
@@ -397,9 +397,14 @@ def _register(app: App, clerk: ClerkSlack) -> None:
     app.event("app_home_opened")(ack=_ack, lazy=[g(clerk.on_home_opened, "event")])
 
 
-def _plain_message(event: dict) -> bool:
-    """A person's new message: no edits, joins, or bots (including ourselves)."""
-    return not event.get("subtype") and not event.get("bot_id") and bool(event.get("user"))
+def _direct_message(event: dict) -> bool:
+    """A person's new direct message: no edits, joins, channel messages, or bots (or us)."""
+    return (
+        event.get("channel_type") == "im"
+        and not event.get("subtype")
+        and not event.get("bot_id")
+        and bool(event.get("user"))
+    )
 
 
 def _signature(names):

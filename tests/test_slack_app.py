@@ -318,3 +318,25 @@ def test_tokens_and_secrets_never_reach_the_logs(rig, caplog):
         rig.event(mention(), secret="forged")  # noqa: S106
         rig.api.settle()
     assert BOT_TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
+
+
+def test_edits_and_bot_messages_in_a_dm_are_not_answered(rig):
+    edited = fixture("message_im.json")
+    edited["event"]["subtype"] = "message_changed"
+    from_bot = fixture("message_im.json")
+    from_bot["event_id"] = "Ev0DIRECT02"
+    from_bot["event"]["bot_id"] = "B0OTHER"
+    assert rig.event(edited).status == 200
+    assert rig.event(from_bot).status == 200
+    rig.api.settle()
+    assert rig.api.calls_to("chat.postMessage") == []
+
+
+def test_url_verification_challenge_is_answered_for_http_mode_setup(rig):
+    payload = {
+        "token": "XXYYZZverificationtoken",
+        "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3g",
+        "type": "url_verification",
+    }
+    reply = rig.event(payload)
+    assert reply.status == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3g" in reply.body
