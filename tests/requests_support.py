@@ -12,7 +12,7 @@ from indexer.types import Citation
 
 # Every store backend runs the same store tests (tests/test_requests_store.py): add a kind here and
 # a branch in make_store (the PostgreSQL store: "postgres").
-STORE_KINDS = ["sqlite"]
+STORE_KINDS = ["sqlite", "postgres"]
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
 
@@ -74,4 +74,10 @@ def make_store(kind: str, tmp_path: Path, clock: Clock):
         from bot.requests_sqlite import SqliteRequestStore
 
         return SqliteRequestStore(tmp_path / "requests.sqlite3", clock=clock)
+    if kind == "postgres":  # a fresh database on the test process's real PostgreSQL server
+        from pg_server import fresh_database
+
+        from bot.requests_pg import PostgresRequestStore
+
+        return PostgresRequestStore(fresh_database(), clock=clock)
     raise ValueError(f"unknown store kind {kind!r}")
