@@ -39,6 +39,7 @@ FRAMING_WORDS = frozenset(
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(£•\"'‘“])|\s+•\s+")
 _SPECIFIC = re.compile(r"\d")  # figures, years and decision numbers must be matched exactly
 MAX_ANSWER_SENTENCES = 2
+MAX_ANSWER_WORDS = 70
 CITE_FRACTION = 0.85  # further passages are cited when nearly as well supported as the best
 DENSE_FLOOR, DENSE_SPAN = 0.15, 0.5  # cosine 0.15 counts as 0, 0.65 and above as 1
 
@@ -62,7 +63,7 @@ class Answerer:
 
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Answerer:
-        """Load the model; the index is loaded on the first question and whenever it is republished."""
+        """Load the model; the index loads on the first question and again when republished."""
         embedder = embedder or SentenceTransformerEmbedder(settings.model)
         expected = Params(embedder.name, embedder.dimension, settings.chunk_words)
         return cls(settings, Searcher(settings.index_dir, embedder, expected))
@@ -130,7 +131,7 @@ def clean_question(question: str, max_chars: int) -> str:
 
 def compose(question: str, hit: Hit, number: int) -> str:
     """The short answer: the passage's sentences that best match the question, quoted and cited."""
-    sentences = [s.strip() for s in _SENTENCE.split(hit.text) if len(s.strip()) > 2]
+    sentences = [s.strip() for s in _SENTENCE.split(hit.text) if len(s.strip()) > 2] or [hit.text]
     terms = {t for t in tokenize(question) if t not in FRAMING_WORDS}
     ranked = sorted(
         range(len(sentences)),
@@ -138,9 +139,17 @@ def compose(question: str, hit: Hit, number: int) -> str:
         reverse=True,
     )
     chosen = sorted(ranked[:MAX_ANSWER_SENTENCES])
-    quote = " ".join(sentences[i] for i in chosen) if chosen else hit.text
-    where = describe_source(hit)
-    return f"{where}: “{quote}” [{number}]"
+    joined = sentences[chosen[0]]
+    for before, index in zip(chosen, chosen[1:], strict=False):
+        joined += (" " if index == before + 1 else " … ") + sentences[index]
+    quote = _shorten(joined, MAX_ANSWER_WORDS)
+    return f"{describe_source(hit)}: “{quote}” [{number}]"
+
+
+def _shorten(text: str, max_words: int) -> str:
+    """At most max_words, cut with an ellipsis so the quote never pretends to be whole."""
+    words = text.split()
+    return text if len(words) <= max_words else " ".join(words[:max_words]) + " …"
 
 
 def describe_source(hit: Hit) -> str:
@@ -150,7 +159,7 @@ def describe_source(hit: Hit) -> str:
 
 
 def citation_url(hit: Hit, settings: Settings) -> str | None:
-    """A link that opens the cited page: the published paper, else the served corpus, else the file."""
+    """A link opening the cited page: the published paper, else the served corpus, else the file."""
     if hit.url:
         base = hit.url
     elif settings.documents_url:

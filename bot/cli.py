@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pypdf narrates every repaired cross-reference table; the index summary reports real failures.
+    logging.getLogger("pypdf").setLevel(logging.INFO if args.verbose else logging.ERROR)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

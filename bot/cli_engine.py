@@ -1,4 +1,4 @@
-"""`clerk index`, `clerk ask`, `clerk status`, `clerk eval`: the answering engine from a terminal."""
+"""`clerk index`, `ask`, `status` and `eval`: the answering engine from a terminal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from indexer.errors import ClerkError, IndexMissingError, QuestionError
@@ -104,26 +105,49 @@ class _ProgressBar:
 
 def run_ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.answer import Answerer
+    from bot.followup import open_store
+    from bot.requests import Asker
 
     filters = filters_from(args)
     answerer = Answerer.from_settings(settings)
-    asker_name = getpass.getuser()
-    if args.question == ["-"]:
-        return _ask_lines(answerer, settings, sys.stdin, filters, args.json, asker_name)
-    if args.question:
-        answer = _ask_one(answerer, settings, " ".join(args.question), filters, asker_name)
-        _print_answer(answer, args.json)
-        return 0
-    return _prompt(answerer, settings, filters, args.json, asker_name)
+    user = getpass.getuser()
+    asker = Asker("cli", user, user)
+    with open_store(settings) as store:
+        ask = _Asking(answerer, store, asker, filters)
+        if args.question == ["-"]:
+            return _ask_lines(ask, sys.stdin, args.json)
+        if args.question:
+            _print_answer(ask(" ".join(args.question)), args.json)
+            return 0
+        return _prompt(ask, args.json)
 
 
-def _ask_lines(answerer, settings, lines, filters, as_json: bool, asker_name: str) -> int:
+class _Asking:
+    """One terminal session's way to ask: answer, and log what the papers do not answer."""
+
+    def __init__(self, answerer, store, asker, filters):
+        self.answerer, self.store, self.asker, self.filters = answerer, store, asker, filters
+
+    def __call__(self, question: str) -> Answer:
+        from bot.followup import handle_question
+
+        answer, logged = handle_question(
+            self.answerer, self.store, question, self.asker, self.filters
+        )
+        if logged is None:
+            return answer
+        verb = "logged as" if logged.created else "added you to"
+        note = f"I have asked officers: {verb} request #{logged.request.request_id}."
+        return replace(answer, text=f"{answer.text} {note}")
+
+
+def _ask_lines(ask: _Asking, lines, as_json: bool) -> int:
     status = 0
     for line in lines:
         if not line.strip():
             continue
         try:
-            _print_answer(_ask_one(answerer, settings, line, filters, asker_name), as_json)
+            _print_answer(ask(line), as_json)
         except QuestionError as exc:
             status = 1
             print(
@@ -135,7 +159,7 @@ def _ask_lines(answerer, settings, lines, filters, as_json: bool, asker_name: st
     return status
 
 
-def _prompt(answerer, settings, filters, as_json: bool, asker_name: str) -> int:
+def _prompt(ask: _Asking, as_json: bool) -> int:
     print("Ask a question about the committee papers (Ctrl-D to finish).")
     while True:
         try:
@@ -146,32 +170,9 @@ def _prompt(answerer, settings, filters, as_json: bool, asker_name: str) -> int:
         if not question.strip():
             continue
         try:
-            _print_answer(_ask_one(answerer, settings, question, filters, asker_name), as_json)
+            _print_answer(ask(question), as_json)
         except QuestionError as exc:
             print(f"clerk: {exc}")
-
-
-def _ask_one(answerer, settings: Settings, question: str, filters, asker_name: str) -> Answer:
-    """Answer; an unanswered question becomes a follow-up request for officers."""
-    from bot.followup import handle_question, open_store
-    from bot.requests import Asker
-
-    store = open_store(settings)
-    answer, logged = handle_question(
-        answerer, store, question, Asker("cli", asker_name, asker_name), filters
-    )
-    if logged is not None:
-        note = "linked to" if not logged.created else "logged as"
-        answer = _with_request_note(
-            answer, f"I have asked officers: {note} request #{logged.request.request_id}."
-        )
-    return answer
-
-
-def _with_request_note(answer: Answer, note: str) -> Answer:
-    from dataclasses import replace
-
-    return replace(answer, text=f"{answer.text} {note}")
 
 
 def _print_answer(answer: Answer, as_json: bool) -> None:

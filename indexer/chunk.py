@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from indexer.types import Chunk, Page, chunk_id
 
-_NUMBERED_PARA = re.compile(r"^(\(?[0-9]{1,2}(\.[0-9]{1,2}){1,3}\)?|\([a-z0-9]{1,3}\)|[A-Z]\.)\s+\S")
+_NUMBERED_PARA = re.compile(
+    r"^(\(?[0-9]{1,2}(\.[0-9]{1,2}){1,3}\)?|\([a-z0-9]{1,3}\)|[A-Z]\.)\s+\S"
+)
 _NUMBERED_HEADING = re.compile(r"^[0-9]{1,2}\.?\s+[A-Z][^.]*$")
 _LABEL = re.compile(
     r"^(recommend(ed|ation|ations|ation\(s\))|resolved|minutes|decision|action|summary|"
@@ -85,7 +87,12 @@ def is_heading(line: str, previous: str) -> bool:
     if _LABEL.match(line) and len(words) <= 6:
         return True
     starts_unit = not previous or previous.endswith((".", ":", ";", "?", "!"))
-    if not starts_unit or line.endswith((".", ",", ";")) or not line[0].isupper() and not line[0].isdigit():
+    if (
+        not starts_unit
+        or line.endswith((".", ",", ";"))
+        or not line[0].isupper()
+        and not line[0].isdigit()
+    ):
         return False
     if _NUMBERED_HEADING.match(line):
         return True
@@ -119,7 +126,7 @@ def pack_blocks(blocks: list[Block], max_words: int) -> list[tuple[str, str]]:
 
 
 def split_long(text: str, max_words: int) -> list[str]:
-    """Windows of whole sentences up to max_words, each repeating the previous one's last sentence."""
+    """Windows of whole sentences up to max_words, each repeating the previous last sentence."""
     sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
     pieces: list[str] = []
     window: list[str] = []

@@ -16,13 +16,137 @@ from scipy import sparse
 K1, B = 1.2, 0.75
 _TOKEN = re.compile(r"[a-z0-9]+(?:[./-][a-z0-9]+)*")
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers herself him himself his how i if in into is it its itself
-    just me more most my myself no nor not now of off on once only or other our ours ourselves out
-    over own same she should so some such than that the their theirs them themselves then there
-    these they this those through to too under until up very was we were what when where which
-    while who whom why will with would you your yours yourself yourselves tell please know""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "tell",
+        "please",
+        "know",
+    ]
 )
 
 
@@ -97,14 +221,22 @@ class BM25Index:
 
     def save(self, directory: Path) -> None:
         w = self.weights
-        np.savez(directory / "bm25.npz", data=w.data, indices=w.indices, indptr=w.indptr,
-                 shape=np.array(w.shape), idf=self.idf)
+        np.savez(
+            directory / "bm25.npz",
+            data=w.data,
+            indices=w.indices,
+            indptr=w.indptr,
+            shape=np.array(w.shape),
+            idf=self.idf,
+        )
         (directory / "bm25_vocab.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> BM25Index:
         with np.load(directory / "bm25.npz", allow_pickle=False) as f:
-            weights = sparse.csr_matrix((f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"]))
+            weights = sparse.csr_matrix(
+                (f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"])
+            )
             idf = f["idf"]
         vocabulary = json.loads((directory / "bm25_vocab.json").read_text(encoding="utf-8"))
         return cls(vocabulary, weights, idf)

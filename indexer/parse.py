@@ -56,7 +56,9 @@ def read_pdf(path: Path) -> list[Page]:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
         raise DocumentError(f"corrupt or truncated PDF ({type(exc).__name__}: {exc})") from exc
-    except Exception as exc:  # pypdf raises a wide range on hostile files; one file must not stop a run
+    except (
+        Exception
+    ) as exc:  # pypdf raises a wide range on hostile files; one file must not stop a run
         raise DocumentError(f"unreadable PDF ({type(exc).__name__}: {exc})") from exc
     if not raw_pages:
         raise DocumentError("PDF has no pages")

@@ -82,7 +82,11 @@ def refresh(
         if not plan.changed:
             return _summary(plan, previous, published=False)
         contents = _assemble(previous, plan, params, embedder, progress)
-        publish(settings.home, contents, BM25Index.build([_lexical_text(c, contents) for c in contents.chunks]))
+        publish(
+            settings.home,
+            contents,
+            BM25Index.build([_lexical_text(c, contents) for c in contents.chunks]),
+        )
         return _summary(plan, contents, published=True)
 
 
@@ -162,7 +166,9 @@ def _plan_paper(
         # Same bytes as before: keep its chunks and vectors; metadata may still have moved on.
         plan.documents[doc_id] = replace(document, pages=old_docs[doc_id].pages)
         plan.files.append(replace(stat_row, doc_id=doc_id))
-        unchanged = old is not None and old.doc_id == doc_id and old_docs[doc_id] == plan.documents[doc_id]
+        unchanged = (
+            old is not None and old.doc_id == doc_id and old_docs[doc_id] == plan.documents[doc_id]
+        )
         plan.counts["unchanged" if unchanged else "updated"] += 1
         plan.changed |= not (unchanged and same_stat)
         return
@@ -182,7 +188,9 @@ def _read_new_paper(plan, key, paper, document, stat_row, old, settings) -> None
         return
     doc_id = document.doc_id
     chunks = chunk_pages(doc_id, paper.title, pages, settings.chunk_words)
-    plan.new_chunks[doc_id] = [ChunkRow(c.chunk_id, doc_id, c.page, c.heading, c.text) for c in chunks]
+    plan.new_chunks[doc_id] = [
+        ChunkRow(c.chunk_id, doc_id, c.page, c.heading, c.text) for c in chunks
+    ]
     plan.documents[doc_id] = replace(document, pages=len(pages))
     plan.files.append(replace(stat_row, doc_id=doc_id))
     plan.counts["updated" if old is not None else "added"] += 1
@@ -198,8 +206,17 @@ def _record_failure(plan: _Plan, key, stat_row: FileRow | None, reason: str) -> 
 def _document_row(doc_id: str, root: str, paper: Paper) -> DocumentRow:
     m = paper.meeting
     return DocumentRow(
-        doc_id, paper.source, root, paper.title, m.council, m.committee, m.meeting_date,
-        m.site, paper.url, paper.kind, 0,
+        doc_id,
+        paper.source,
+        root,
+        paper.title,
+        m.council,
+        m.committee,
+        m.meeting_date,
+        m.site,
+        paper.url,
+        paper.kind,
+        0,
     )
 
 

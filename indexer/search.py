@@ -63,7 +63,10 @@ class LoadedIndex:
         if filters is None or filters.empty:
             return None
         return np.fromiter(
-            (filters.admits(c, d) for c, d in zip(self.committees, self.meeting_dates, strict=True)),
+            (
+                filters.admits(c, d)
+                for c, d in zip(self.committees, self.meeting_dates, strict=True)
+            ),
             dtype=bool,
             count=len(self.committees),
         )

@@ -190,8 +190,10 @@ class Settings:
 
 
 def _convert(f: dataclasses.Field, raw: str):
-    kind = f.type if isinstance(f.type, type) else {"Path": Path, "int": int, "float": float}.get(
-        str(f.type), str
+    kind = (
+        f.type
+        if isinstance(f.type, type)
+        else {"Path": Path, "int": int, "float": float}.get(str(f.type), str)
     )
     try:
         return kind(raw)

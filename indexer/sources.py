@@ -95,11 +95,15 @@ def read_meeting(path: Path) -> Meeting:
         except ValueError as exc:
             raise MetadataError(f"{path.name}: meeting_date {meeting_date!r} is not ISO") from exc
     documents = data.get("documents") or {}
-    urls = {
-        name: info["url"]
-        for name, info in documents.items()
-        if isinstance(info, dict) and isinstance(info.get("url"), str)
-    } if isinstance(documents, dict) else {}
+    urls = (
+        {
+            name: info["url"]
+            for name, info in documents.items()
+            if isinstance(info, dict) and isinstance(info.get("url"), str)
+        }
+        if isinstance(documents, dict)
+        else {}
+    )
     site = data.get("site") if isinstance(data.get("site"), str) else None
     return Meeting(data["council"], data["committee"], meeting_date, site, urls)
 
@@ -120,7 +124,7 @@ def _document_url(meeting: Meeting, file_name: str) -> str | None:
 
 
 def title_from_filename(name: str) -> str:
-    """A readable title from a published file name ('Budget%20Amendments_1.pdf' -> 'Budget Amendments')."""
+    """A readable title from a file name ('Budget%20Amendments_1.pdf' -> 'Budget Amendments')."""
     stem = urllib.parse.unquote(Path(name).stem)
     stem = re.sub(r"_\d+$", "", stem)  # download-copy suffix
     stem = re.sub(r"[_\s]+", " ", stem).strip(" -")

@@ -135,12 +135,11 @@ def read_build(index_link: Path, expected: Params | None = None) -> BuildContent
         raise IndexIncompatibleError(
             f"index was built with model {params.model!r}, {params.chunk_words}-word chunks, "
             f"format {params.format_version}; settings ask for {expected.model!r}, "
-            f"{expected.chunk_words}-word chunks, format {expected.format_version}: re-run `clerk index`"
+            f"{expected.chunk_words}-word chunks, format {expected.format_version}: "
+            "re-run `clerk index`"
         )
     with closing(sqlite3.connect(f"file:{build / 'meta.sqlite3'}?mode=ro", uri=True)) as db:
-        documents = {
-            row[0]: DocumentRow(*row) for row in db.execute("SELECT * FROM documents")
-        }
+        documents = {row[0]: DocumentRow(*row) for row in db.execute("SELECT * FROM documents")}
         chunks = [
             ChunkRow(*row)
             for row in db.execute(
@@ -173,7 +172,9 @@ def publish(home: Path, contents: BuildContents, bm25: BM25Index) -> Path:
 
 
 def _write_build(directory: Path, contents: BuildContents, bm25: BM25Index) -> None:
-    params = asdict(contents.params) | {"built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    params = asdict(contents.params) | {
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    }
     (directory / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
     with open(directory / "vectors.npy", "wb") as f:
         np.save(f, np.ascontiguousarray(contents.vectors, dtype=np.float32), allow_pickle=False)
@@ -186,7 +187,10 @@ def _write_build(directory: Path, contents: BuildContents, bm25: BM25Index) -> N
         )
         db.executemany(
             "INSERT INTO chunks (row, chunk_id, doc_id, page, heading, text) VALUES (?,?,?,?,?,?)",
-            [(i, c.chunk_id, c.doc_id, c.page, c.heading, c.text) for i, c in enumerate(contents.chunks)],
+            [
+                (i, c.chunk_id, c.doc_id, c.page, c.heading, c.text)
+                for i, c in enumerate(contents.chunks)
+            ],
         )
         db.executemany(
             "INSERT INTO files VALUES (?,?,?,?,?,?,?,?)",
