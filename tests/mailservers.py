@@ -8,11 +8,13 @@ user, so mailboxes never leak between tests while one server serves the whole se
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import imaplib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -130,6 +132,7 @@ class Dovecot:
             [DOVECOT_BIN, "-F", "-c", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, so stop() can end every session
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -144,9 +147,11 @@ class Dovecot:
         raise RuntimeError(f"dovecot did not start; log: {self.log()}")
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM to our child only) and wait until the port is closed."""
+        """Stop the server like a restart would: the master, then its client sessions (which
+        otherwise outlive a master stopped in the foreground); wait until the port is closed."""
         if self.process is None:
             return
+        group = os.getpgid(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(10)
@@ -156,6 +161,8 @@ class Dovecot:
         if self.process.stderr:
             self.process.stderr.close()
         self.process = None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)  # only the group started above
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # child processes close their sockets shortly after
             try:

@@ -8,6 +8,7 @@ what the IMAP folders hold afterwards.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import smtplib
 import threading
 import time
@@ -319,6 +320,7 @@ def wait_for(condition, timeout: float = 60.0) -> None:
 
 
 def test_survives_imap_server_restart(engine_settings, answerer, smtp_server, caplog):
+    caplog.set_level(logging.INFO, logger="bot")
     server = start_dovecot()  # its own server: this test stops it
     try:
         smtp_server.clear()
@@ -342,7 +344,7 @@ def test_survives_imap_server_restart(engine_settings, answerer, smtp_server, ca
                 loop.join(10)
             assert not loop.is_alive()
         lost = [r for r in caplog.records if "reconnecting" in r.getMessage()]
-        assert lost, "the dropped IDLE connection should have been noticed"
+        assert lost, [r.getMessage() for r in caplog.records]
         replied_to = [m.message["In-Reply-To"] for m in smtp_server.messages]
         assert replied_to == [
             "<plain-question-1@mail.kent.gov.uk>",
@@ -352,3 +354,16 @@ def test_survives_imap_server_restart(engine_settings, answerer, smtp_server, ca
             assert "$ClerkAnswered" in flags
     finally:
         remove_dovecot(server)
+
+
+def test_question_too_long_gets_an_explanation_not_a_request(
+    assistant, dovecot, mailbox_user, smtp_server, store
+):
+    raw = eml("plain_question.eml", "<long-1@mail.kent.gov.uk>")
+    raw = raw.replace(b"What is being done", b"Why? " * 600 + b"What is being done")
+    dovecot.append(mailbox_user, raw)
+
+    assert assistant.run_once().problems == 1
+    [sent] = smtp_server.messages
+    assert "I could not look this up" in sent.message.get_body(("plain",)).get_content()
+    assert store.list() == []

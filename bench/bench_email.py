@@ -1,0 +1,117 @@
+"""Email throughput: messages processed per minute through real Dovecot and aiosmtpd.
+
+Starts Dovecot (throwaway configuration, 127.0.0.1) and an aiosmtpd capture server, appends a mix
+of questions (answerable, not in the papers, automatic mail) with IMAP APPEND, then times
+`EmailAssistant.run_once()` over them with the real Answerer over an index of real committee
+papers and the real SQLite request store. Needs root and Debian's dovecot-core/dovecot-imapd
+(scripts/test-services). Prints figures.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_email.py [--messages 30] [--home DIR]
+
+Without --home it indexes a small subset of ../shared/corpus into a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from mailservers import PASSWORD, SmtpCapture, remove_dovecot, start_dovecot  # noqa: E402
+
+from bot.answer import Answerer  # noqa: E402
+from bot.email_app import EmailAssistant  # noqa: E402
+from bot.email_clients import connect_imap, connect_smtp  # noqa: E402
+from bot.followup import open_store  # noqa: E402
+from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
+from indexer.refresh import refresh  # noqa: E402
+from indexer.settings import Settings  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus"
+SUBSET = ("kent/cabinet/2025-03-13", "kent/full_council/2025-01-09", "bradford/area-committee")
+QUESTIONS = (
+    ("Exploitation", "What did the area committee resolve about protecting vulnerable children?"),
+    ("Devolution", "What was decided about devolution and local government reorganisation?"),
+    ("Chair", "Who chaired the County Council meeting in January 2025?"),
+    ("Budget", "What did the Cabinet say about the council's budget position?"),
+    ("SEND", "What is the position on special educational needs and disabilities?"),
+    ("Bins", "When is the next bin collection in my ward?"),  # not in the papers
+    ("County lines", "What did the report say about county lines and child exploitation?"),
+    ("Motions", "What motions were debated at the County Council?"),
+    ("Potholes", "How many potholes were filled in Ashford in 2023?"),  # not in the papers
+)
+
+
+def build_home(home: Path) -> Settings:
+    settings = Settings(home=home, corpus=CORPUS)
+    roots = [CORPUS / part for part in SUBSET]
+    summary = refresh(settings, roots, SentenceTransformerEmbedder(settings.model))
+    print(f"indexed {summary.added} papers, {summary.chunks} chunks")
+    return settings
+
+
+def message(n: int) -> bytes:
+    """Question n: every tenth is an out-of-office reply, which must be ignored."""
+    subject, body = QUESTIONS[n % len(QUESTIONS)]
+    msg = EmailMessage()
+    msg["From"] = f"Cllr Bench {n} <cllr{n}@kent.gov.uk>"
+    msg["To"] = "ask@clerk.example"
+    msg["Subject"] = ("Automatic reply: " if n % 10 == 9 else "") + subject
+    msg["Date"] = formatdate()
+    msg["Message-ID"] = f"<bench-{n}-{time.time_ns()}@kent.gov.uk>"
+    if n % 10 == 9:
+        msg["Auto-Submitted"] = "auto-replied"
+    msg.set_content(f"Hello,\n\n{body}\n\nKind regards,\nCllr Bench {n}\n")
+    return bytes(msg)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=30)
+    parser.add_argument("--home", type=Path, help="data directory with a published index")
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="clerk-bench-email-"))
+    base = Settings(home=home, corpus=CORPUS) if args.home else build_home(home)
+    dovecot, smtp = start_dovecot(), SmtpCapture().start()
+    try:
+        user = dovecot.new_user()
+        settings = dataclasses.replace(
+            base,
+            imap_host="127.0.0.1", imap_port=dovecot.imap_port, imap_user=user,
+            imap_password=PASSWORD, imap_security="none",
+            smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="none",
+            email_address="ask@clerk.example", email_allowed="@kent.gov.uk",
+        )  # fmt: skip
+        answerer = Answerer.from_settings(settings)
+        answerer.answer("warm-up question about the budget")  # load the index before timing
+        for n in range(args.messages):
+            dovecot.append(user, message(n))
+        with open_store(settings) as store, EmailAssistant(
+            settings, answerer, store,
+            imap_factory=lambda: connect_imap(settings),
+            smtp_factory=lambda: connect_smtp(settings),
+        ) as assistant:  # fmt: skip
+            started = time.perf_counter()
+            summary = assistant.run_once()
+            seconds = time.perf_counter() - started
+        print(f"messages: {summary.total} in {seconds:.1f} s  {summary.to_dict()}")
+        print(f"replies captured by SMTP: {len(smtp.messages)}")
+        print(f"throughput: {summary.total / seconds * 60:.0f} messages/minute")
+        print(f"per message: {seconds / summary.total * 1000:.0f} ms mean")
+        return 0
+    finally:
+        smtp.stop()
+        remove_dovecot(dovecot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
