@@ -13,6 +13,7 @@ import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
 from indexer.embed import Embedder, SentenceTransformerEmbedder
@@ -33,14 +34,23 @@ FRAMING_WORDS = frozenset(
         councillor councillors kcc kent county proposed propose give given cost costs
         total amount figure number current currently plan plans planned going will new
         latest recent recently cabinet committee explain details detail anything
-        whether been being made make makes set sets says stated state"""
+        whether been being made make makes set sets says stated state roughly approximately
+        exactly specifically actually overall according mr mrs ms dr councillor member members"""
     )
 )
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(£•\"'‘“])|\s+•\s+")
-_SPECIFIC = re.compile(r"\d")  # figures, years and decision numbers must be matched exactly
+_FIGURE = re.compile(r"\d")  # figures, years and decision numbers must be matched exactly
+_WORD = re.compile(r"[A-Za-z][\w'’./-]*")
 MAX_ANSWER_SENTENCES = 2
 MAX_ANSWER_WORDS = 70
 CITE_FRACTION = 0.85  # further passages are cited when nearly as well supported as the best
+MISSING_PENALTY = 0.5  # a name or figure the paper never mentions: a near-miss
+NEAR_PENALTY = 0.75  # mentioned elsewhere in the same paper, not in this passage
+MONTHS = frozenset(
+    tokenize(
+        "january february march april may june july august september october november december"
+    )
+)
 DENSE_FLOOR, DENSE_SPAN = 0.15, 0.5  # cosine 0.15 counts as 0, 0.65 and above as 1
 
 
@@ -91,22 +101,58 @@ class Answerer:
         )
 
     def support(self, question: str, hit: Hit) -> Support:
-        """Score in 0..1: half meaning, half specific terms found, zero if a figure is missing."""
-        index = self.searcher.index
-        terms = [t for t in dict.fromkeys(tokenize(question)) if t not in FRAMING_WORDS]
+        """Score in 0..1: half meaning, half the question's terms found, weighted by rarity.
+
+        A name, place, year or figure from the question that the passage (with its title,
+        heading and meeting) does not contain halves the score: that is a near-miss.
+        """
+        bm25 = self.searcher.index.bm25
+        terms, specific = question_terms(question)
         present = set(tokenize(f"{hit.title} {hit.heading} {hit.text}"))
-        weights = {t: index.bm25.term_idf(t) or _unseen_weight(index.bm25.idf) for t in terms}
+        present |= self._document_terms(hit)
+        in_document = self.searcher.index.document_terms(hit.doc_id)
+        weights = {t: bm25.term_idf(t) or _unseen_weight(bm25.idf) for t in terms}
         total = sum(weights.values())
         missing = tuple(t for t in terms if t not in present)
         coverage = 1.0 if total == 0 else 1.0 - sum(weights[t] for t in missing) / total
         meaning = min(1.0, max(0.0, (hit.dense - DENSE_FLOOR) / DENSE_SPAN))
         score = 0.5 * meaning + 0.5 * coverage
-        if any(_SPECIFIC.search(t) for t in missing):
-            score *= 0.5  # a year or figure the passage does not contain is not answered by it
+        lacking = specific.intersection(missing)
+        if lacking:
+            # Named elsewhere in the same paper: perhaps context the passage leaves implicit.
+            score *= NEAR_PENALTY if lacking <= in_document else MISSING_PENALTY
         return Support(hit, round(score, 4), round(coverage, 4), missing)
+
+    def _document_terms(self, hit: Hit) -> set[str]:
+        """Words that come with the passage's meeting: council, committee, meeting date."""
+        return set(tokenize(f"{hit.council} {hit.committee}")) | meeting_terms(hit.meeting_date)
 
     def citation(self, hit: Hit, score: float) -> Citation:
         return replace(Citation.from_hit(hit, score), url=citation_url(hit, self.settings))
+
+
+def question_terms(question: str) -> tuple[list[str], set[str]]:
+    """The question's content terms, and those that must be matched exactly: figures and names."""
+    terms = [t for t in dict.fromkeys(tokenize(question)) if t not in FRAMING_WORDS]
+    names = {
+        t
+        for word in _WORD.findall(question)
+        if word[0].isupper()
+        for t in tokenize(word)
+        if t not in FRAMING_WORDS and t not in MONTHS
+    }
+    return terms, {t for t in terms if _FIGURE.search(t) or t in names}
+
+
+def meeting_terms(meeting_date: str | None) -> set[str]:
+    """'2025-03-04' -> {'4', 'march', '2025', ...}: "the 4 March Cabinet" names the meeting."""
+    if not meeting_date:
+        return set()
+    try:
+        day = date.fromisoformat(meeting_date)
+    except ValueError:
+        return set()
+    return set(tokenize(f"{day.day} {day:%B} {day.year}"))
 
 
 def _unseen_weight(idf) -> float:

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import snowballstemmer
 from scipy import sparse
 
 K1, B = 1.2, 0.75
-_TOKEN = re.compile(r"[a-z0-9]+(?:[./-][a-z0-9]+)*")
+# Bumped whenever tokenize() changes: a stored BM25 index with another version is rebuilt from
+# the chunk texts on load (seconds), without re-embedding anything.
+TOKENIZER_VERSION = 3
+# Words, numbers with thousands separators, and compounds such as 24/00109, 2025-26, 2.149m.
+_TOKEN = re.compile(r"[a-z0-9]+(?:[./-][a-z0-9]+|,[0-9]{3}(?![0-9]))*")
 STOPWORDS = frozenset(
     [
         "a",
@@ -128,6 +134,7 @@ STOPWORDS = frozenset(
         "we",
         "were",
         "what",
+        "whats",
         "when",
         "where",
         "which",
@@ -146,35 +153,74 @@ STOPWORDS = frozenset(
         "tell",
         "please",
         "know",
+        "aren",
+        "couldn",
+        "didn",
+        "doesn",
+        "don",
+        "hadn",
+        "hasn",
+        "haven",
+        "isn",
+        "mustn",
+        "shan",
+        "shouldn",
+        "wasn",
+        "weren",
+        "won",
+        "wouldn",
     ]
 )
 
 
+@lru_cache(maxsize=200_000)
+def _stem(token: str) -> str:
+    # Snowball (Porter 2) folds "funded"/"funding", "resolve"/"resolved"; numbers pass through.
+    return _STEMMER.stemWord(token) if token.isalpha() and len(token) > 3 else token
+
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+def canonical(token: str) -> str:
+    """One spelling for a figure written several ways: 2025/2026 -> 2025-26; 27,000 -> 27000."""
+    token = token.replace(",", "")
+    ordinal = re.fullmatch(r"(\d{1,2})(st|nd|rd|th)", token)
+    if ordinal:
+        return ordinal.group(1)
+    years = re.fullmatch(r"(20\d\d|19\d\d)[-/](\d{4}|\d{2})", token)
+    if years:
+        first, second = years.groups()
+        return f"{first}-{second[-2:]}"
+    decision = re.fullmatch(r"(\d{2})[-/](\d{5})", token)
+    return f"{decision.group(1)}/{decision.group(2)}" if decision else token
+
+
+# Councillors' shorthand, spelled out so that it meets the papers' wording.
+_SHORTHAND = (
+    (re.compile(r"\blib ?dems?\b"), "liberal democrats"),
+    (re.compile(r"\bcllrs?\b"), "councillor"),
+    (re.compile(r"\bquarter ([1-4])\b"), r"q\1"),
+)
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-case tokens without stop words; compound tokens also give their parts."""
+    """Lower-case, stemmed tokens without stop words; compounds also give their parts."""
+    text = text.lower().replace("£", " ")
+    for pattern, replacement in _SHORTHAND:
+        text = pattern.sub(replacement, text)
     tokens: list[str] = []
-    for match in _TOKEN.finditer(text.lower().replace("£", " ")):
-        token = match.group()
-        if token in STOPWORDS:
+    for match in _TOKEN.finditer(text):
+        token = canonical(match.group())
+        if token in STOPWORDS or len(token) < 2 and not token.isdigit():
             continue
         tokens.append(_stem(token))
-        if re.fullmatch(r"\d+\.\d+[a-z]*", token):  # money such as 2.149m: keep 2.149 whole
-            if token[-1].isalpha():
-                tokens.append(token.rstrip("abcdefghijklmnopqrstuvwxyz"))
+        if re.fullmatch(r"\d+\.\d+[a-z]+", token):  # money such as 2.149m: also 2.149
+            tokens.append(token.rstrip("abcdefghijklmnopqrstuvwxyz"))
         elif any(sep in token for sep in "./-"):
             parts = [p for p in re.split(r"[./-]", token) if p and p not in STOPWORDS]
             tokens.extend(_stem(p) for p in parts if len(parts) > 1)
     return tokens
-
-
-def _stem(token: str) -> str:
-    # Plural folding only: heavier stemming merges council terms that differ in meaning.
-    if len(token) > 4 and token.isalpha():
-        if token.endswith("ies"):
-            return token[:-3] + "y"
-        if token.endswith("s") and not token.endswith(("ss", "us", "is")):
-            return token[:-1]
-    return token
 
 
 class BM25Index:
@@ -228,18 +274,27 @@ class BM25Index:
             indptr=w.indptr,
             shape=np.array(w.shape),
             idf=self.idf,
+            tokenizer=np.array(TOKENIZER_VERSION),
         )
         (directory / "bm25_vocab.json").write_text(json.dumps(self.vocabulary), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> BM25Index:
+    def load(cls, directory: Path) -> BM25Index | None:
+        """The stored index, or None when it was made by another tokenizer version."""
         with np.load(directory / "bm25.npz", allow_pickle=False) as f:
+            if "tokenizer" not in f or int(f["tokenizer"]) != TOKENIZER_VERSION:
+                return None
             weights = sparse.csr_matrix(
                 (f["data"], f["indices"], f["indptr"]), shape=tuple(f["shape"])
             )
             idf = f["idf"]
         vocabulary = json.loads((directory / "bm25_vocab.json").read_text(encoding="utf-8"))
         return cls(vocabulary, weights, idf)
+
+
+def passage_text(committee: str, heading: str, text: str) -> str:
+    """What BM25 indexes for a passage: its committee and heading context count as its words."""
+    return f"{committee} {heading} {text}"
 
 
 def _counts(tokens: list[str]) -> dict[str, int]:

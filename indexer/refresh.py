@@ -21,11 +21,19 @@ import numpy as np
 from indexer.chunk import chunk_pages
 from indexer.embed import Embedder
 from indexer.errors import ClerkError, IndexIncompatibleError, IndexMissingError, LockedError
-from indexer.lexical import BM25Index
 from indexer.parse import read_pages
 from indexer.settings import Settings
 from indexer.sources import Skipped, discover
-from indexer.store import BuildContents, ChunkRow, DocumentRow, FileRow, Params, publish, read_build
+from indexer.store import (
+    BuildContents,
+    ChunkRow,
+    DocumentRow,
+    FileRow,
+    Params,
+    lexical_index,
+    publish,
+    read_build,
+)
 from indexer.types import IndexSummary, Paper
 
 log = logging.getLogger(__name__)
@@ -85,7 +93,7 @@ def refresh(
         publish(
             settings.home,
             contents,
-            BM25Index.build([_lexical_text(c, contents) for c in contents.chunks]),
+            lexical_index(contents),
         )
         return _summary(plan, contents, published=True)
 
@@ -255,11 +263,6 @@ def embed_chunks(
         if progress:
             progress("embedding", min(start + batch, len(texts)), len(texts))
     return np.vstack(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
-
-
-def _lexical_text(chunk: ChunkRow, contents: BuildContents) -> str:
-    doc = contents.documents[chunk.doc_id]
-    return f"{doc.committee} {chunk.heading} {chunk.text}"
 
 
 def _summary(plan: _Plan, contents: BuildContents | None, published: bool) -> IndexSummary:

@@ -11,15 +11,15 @@ import hashlib
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from indexer.embed import Embedder
-from indexer.lexical import BM25Index
-from indexer.store import BuildContents, Params, build_dir_of, read_build
+from indexer.lexical import BM25Index, tokenize
+from indexer.store import BuildContents, Params, build_dir_of, lexical_index, read_build
 from indexer.types import Hit, SearchFilters
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class LoadedIndex:
     committees: list[str]
     meeting_dates: list[str | None]
     text_keys: list[str]  # normalised-text hash per chunk, to fold repeated passages
+    rows_by_doc: dict[str, list[int]] = field(default_factory=dict)
+    _document_terms: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, index_link: Path, expected: Params | None = None) -> LoadedIndex:
@@ -52,11 +54,22 @@ class LoadedIndex:
             build=build,
             contents=contents,
             faiss_index=index,
-            bm25=BM25Index.load(build),
+            bm25=BM25Index.load(build) or lexical_index(contents),
             committees=[docs[c.doc_id].committee for c in contents.chunks],
             meeting_dates=[docs[c.doc_id].meeting_date for c in contents.chunks],
             text_keys=[_text_key(c.text) for c in contents.chunks],
+            rows_by_doc=_rows_by_doc(contents),
         )
+
+    def document_terms(self, doc_id: str) -> frozenset[str]:
+        """Every token of a document, computed once per document on first use."""
+        cached = self._document_terms.get(doc_id)
+        if cached is None:
+            rows = self.rows_by_doc.get(doc_id, ())
+            chunks = self.contents.chunks
+            cached = frozenset(t for r in rows for t in tokenize(chunks[r].text))
+            self._document_terms[doc_id] = cached
+        return cached
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Boolean mask of chunks the filters admit, or None for all."""
@@ -70,6 +83,13 @@ class LoadedIndex:
             dtype=bool,
             count=len(self.committees),
         )
+
+
+def _rows_by_doc(contents: BuildContents) -> dict[str, list[int]]:
+    rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(contents.chunks):
+        rows.setdefault(chunk.doc_id, []).append(row)
+    return rows
 
 
 def _text_key(text: str) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.errors import IndexIncompatibleError, IndexMissingError
-from indexer.lexical import BM25Index
+from indexer.lexical import BM25Index, passage_text
 
 FORMAT_VERSION = 1
 KEEP_OLD_BUILDS = 1  # readers that loaded the previous build keep working while it lingers
@@ -149,6 +149,14 @@ def read_build(index_link: Path, expected: Params | None = None) -> BuildContent
         files = [FileRow(*row) for row in db.execute("SELECT * FROM files ORDER BY root, source")]
     vectors = np.load(build / "vectors.npy", allow_pickle=False)
     return BuildContents(params, documents, chunks, vectors, files)
+
+
+def lexical_index(contents: BuildContents) -> BM25Index:
+    """BM25 over a build's passages."""
+    docs = contents.documents
+    return BM25Index.build(
+        [passage_text(docs[c.doc_id].committee, c.heading, c.text) for c in contents.chunks]
+    )
 
 
 def publish(home: Path, contents: BuildContents, bm25: BM25Index) -> Path:
