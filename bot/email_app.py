@@ -63,6 +63,7 @@ class RunSummary:
     uncertain: int = 0
     failed: int = 0
     already_done: int = 0
+    errors: int = 0  # something unexpected; the message is retried on a later pass
 
     @property
     def total(self) -> int:
@@ -156,8 +157,15 @@ class EmailAssistant:
         counts: Counter[str] = Counter()
         for uid in mailbox.unprocessed():
             raw = mailbox.fetch(uid)
-            if raw is not None:
+            if raw is None:
+                continue
+            try:
                 counts[self._handle(mailbox, uid, raw)] += 1
+            except CONNECTION_ERRORS:
+                raise
+            except Exception:  # one bad message must not stop the others being answered
+                log.exception("could not handle message uid %s; it will be tried again", uid)
+                counts["errors"] += 1
         return RunSummary(**counts)
 
     def _handle(self, mailbox: Mailbox, uid: bytes, raw: bytes) -> str:
@@ -223,6 +231,9 @@ class EmailAssistant:
             answer, logged = handle_question(self.answerer, self.store, incoming.question, asker)
         except QuestionError as exc:
             reply, outcome = render_problem(incoming, str(exc), self.own_address), "problems"
+        except Exception:
+            self.state.release(key)  # nothing was sent: a later pass may try again
+            raise
         else:
             reply = render_answer(incoming, answer, self.own_address, logged)
             outcome = "answered" if answer.answered else "acknowledged"
@@ -233,7 +244,11 @@ class EmailAssistant:
 
     def _send(self, key: str, reply: EmailMessage, request_id: int | None) -> str:
         """Send a reply at most once: recorded as 'sending' first, then 'sent'."""
-        smtp = self.smtp_factory()  # failing here sends nothing: the message stays retryable
+        try:
+            smtp = self.smtp_factory()
+        except BaseException:
+            self.state.release(key)  # nothing was sent: a later pass tries again
+            raise
         try:
             self.state.sending(key, reply["Message-ID"], request_id)
             try:

@@ -7,6 +7,7 @@ search, fetch, flag, move, and wait for new mail (IDLE where the server has it).
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import select
@@ -186,7 +187,8 @@ def logout_quietly(imap: imaplib.IMAP4) -> None:
     try:
         imap.logout()
     except (*CONNECTION_ERRORS, ValueError):
-        pass
+        with contextlib.suppress(OSError, ValueError):
+            imap.shutdown()  # logout skips closing the socket when LOGOUT fails
 
 
 def quit_quietly(smtp: smtplib.SMTP) -> None:

@@ -24,6 +24,9 @@ IGNORED = "ignored"  # automatic mail: replying could start a loop
 UNKNOWN_SENDER = "unknown-sender"
 QUARANTINED = "quarantined"
 RETRYABLE = frozenset({ANSWERING})
+# A message another process started answering this recently is left to it: two `clerk email`
+# processes on one mailbox (cron overlapping a long run) must not both reply.
+CLAIM_SECONDS = 600
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -63,6 +66,11 @@ class MessageRecord:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _recent(record: MessageRecord) -> bool:
+    age = datetime.now(UTC) - datetime.fromisoformat(record.updated_at)
+    return age.total_seconds() < CLAIM_SECONDS
 
 
 class EmailState:
@@ -112,10 +120,17 @@ class EmailState:
         """Start answering a message; False when it was already handled (or is being sent)."""
         with self._write():
             record = self.get(key)
-            if record is not None and record.state not in RETRYABLE:
+            if record is not None and (record.state not in RETRYABLE or _recent(record)):
                 return False
             self._upsert(key, sender, subject, ANSWERING, "")
         return True
+
+    def release(self, key: str) -> None:
+        """Give up a claim after an error before sending, so a later pass tries again."""
+        with self._write():
+            self._db.execute(
+                "DELETE FROM messages WHERE message_key = ? AND state = ?", (key, ANSWERING)
+            )
 
     def record(self, key: str, sender: str, subject: str, state: str, reason: str = "") -> bool:
         """Record a final outcome for a message not answered; never overwrites a reply's trail."""

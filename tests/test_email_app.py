@@ -97,6 +97,17 @@ def assistant_for(settings, answerer, store, smtp_factory=None, **kwargs) -> Ema
     )
 
 
+PAPERS_URL = "https://papers.example.gov.uk/corpus"
+
+
+@pytest.fixture
+def answerer(settings, searcher):
+    """The real answering engine, with links to where the papers are published."""
+    from bot.answer import Answerer
+
+    return Answerer(dataclasses.replace(settings, documents_url=PAPERS_URL), searcher)
+
+
 @pytest.fixture
 def assistant(settings, answerer, store):
     return assistant_for(settings, answerer, store)
@@ -117,15 +128,17 @@ def test_plain_question_answered_in_thread_with_citation(
     [sent] = smtp_server.messages
     reply = sent.message
     assert sent.rcpt_tos == ["jane.smith@kent.gov.uk"] and sent.mail_from == OWN
-    assert reply["Subject"] == "Re: Child exploitation"
+    assert reply["Subject"] == "Re: Devolution white paper"
     assert reply["In-Reply-To"] == "<plain-question-1@mail.kent.gov.uk>"
     assert reply["References"] == "<plain-question-1@mail.kent.gov.uk>"
     assert reply["Auto-Submitted"] == "auto-replied"
     text = reply.get_body(("plain",)).get_content()
     html = reply.get_body(("html",)).get_content()
-    title = "Protecting vulnerable children and adults at risk of exploitation"
-    assert title in text and "Area Committee" in text
-    assert title in html and "<blockquote" in html
+    title = "Devolution White Paper - County Council Report - FINAL"
+    assert title in text and "County Council, Kent County Council, 9 January 2025, page" in text
+    link = f"{PAPERS_URL}/kent/full_council/2025-01-09/Devolution%20White%20Paper"
+    assert link in text and ".pdf#page=" in text
+    assert f'<a href="{link}' in html and "<blockquote" in html
     flags = flags_of(dovecot, mailbox_user)["<plain-question-1@mail.kent.gov.uk>"]
     assert {"\\Seen", PROCESSED, "$ClerkAnswered"} <= flags
     # the next pass finds nothing to do and sends nothing more
@@ -242,7 +255,7 @@ def test_malformed_message_is_quarantined_with_reason(
 
     summary = assistant.run_once()
 
-    assert (summary.quarantined, summary.answered) == (1, 1)
+    assert (summary.quarantined, summary.total) == (1, 2)
     assert len(smtp_server.messages) == 1  # only the good question was answered
     assert list(flags_of(dovecot, mailbox_user)) == ["<plain-question-1@mail.kent.gov.uk>"]
     assert "Clerk Quarantine" in dovecot.folders(mailbox_user)
@@ -360,7 +373,7 @@ def test_question_too_long_gets_an_explanation_not_a_request(
     assistant, dovecot, mailbox_user, smtp_server, store
 ):
     raw = eml("plain_question.eml", "<long-1@mail.kent.gov.uk>")
-    raw = raw.replace(b"What is being done", b"Why? " * 600 + b"What is being done")
+    raw = raw.replace(b"What did", b"Why? " * 600 + b"What did")
     dovecot.append(mailbox_user, raw)
 
     assert assistant.run_once().problems == 1

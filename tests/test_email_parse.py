@@ -38,8 +38,8 @@ def test_plain_question_drops_greeting_sign_off_and_signature():
     assert q.sender == "jane.smith@kent.gov.uk"  # lower-cased for matching
     assert q.sender_name == "Cllr Jane Smith"
     assert q.question == (
-        "Child exploitation\n\n"
-        "What is being done to protect vulnerable children and adults at risk of exploitation?"
+        "Devolution white paper\n\n"
+        "What did the County Council decide about the devolution white paper?"
     )
     assert q.references == () and q.in_reply_to is None
 
