@@ -1,0 +1,154 @@
+"""Benchmark: a nightly run that adds 10 documents to an index of the full shared corpus.
+
+Phase 1 (reported separately) indexes the whole shared corpus except 10 County Council papers of
+13 March 2025 into a temporary CLERK_HOME. Phase 2 is a real `nightly()` run against a loopback
+ModernGov site that publishes those 10 PDFs as a new meeting: sync, incremental index, atomic
+publish. Each phase runs in its own process so its peak RSS (getrusage ru_maxrss) is its own;
+tracemalloc reports the peak of Python-level allocations in the nightly phase (numpy and torch
+buffers are mostly outside it, which is why RSS is the figure to plan memory by).
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_nightly.py [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "corpus"
+NEW_FOLDER = "kent/full_council/2025-03-13"
+NEW_PAPERS = (
+    "Council Report Mid Year 24-25.pdf",
+    "Devo and LGR - CC Report March 2025.pdf",
+    "County Council - Pay Policy Statement 2025-2026.pdf",
+    "Final Kent CC Armed Forces Covenant - Annual Report 2024.pdf",
+    "Governance Update Report.pdf",
+    "KMWLP - County Council Report.pdf",
+    "Appendix 7 - Draft Responses to Consultation Feedback.pdf",
+    "JHOSC ToR - report to full Council.pdf",
+    "GAC TOR Update CC March 2025 Final.pdf",
+    "Green Independents Group - MTLD - 13 March.pdf",
+)
+
+
+def settings_for(work: Path):
+    from indexer.settings import Settings
+
+    return Settings(home=work / "home", corpus=work / "corpus", sync_delay=0.0)
+
+
+def link_corpus(target: Path) -> int:
+    """The shared corpus as symlinks, without the 10 papers the nightly run will bring."""
+    held_back = {f"{NEW_FOLDER}/{name}" for name in NEW_PAPERS}
+    count = 0
+    for path in sorted(SHARED.rglob("*")):
+        rel = path.relative_to(SHARED).as_posix()
+        if path.is_dir() or rel in held_back or path.name == "README.md":
+            continue
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).symlink_to(path)
+        count += path.suffix.lower() == ".pdf"
+    return count
+
+
+def phase_build(work: Path) -> dict:
+    from indexer.embed import SentenceTransformerEmbedder
+    from indexer.refresh import refresh
+
+    settings = settings_for(work)
+    pdfs = link_corpus(settings.corpus)
+    start = time.perf_counter()
+    embedder = SentenceTransformerEmbedder(settings.model)
+    loaded = time.perf_counter()
+    summary = refresh(settings, [settings.corpus], embedder)
+    done = time.perf_counter()
+    return {
+        "phase": "full index (shared corpus minus 10 papers)",
+        "pdfs": pdfs,
+        "model_load_s": round(loaded - start, 2),
+        "index_s": round(done - loaded, 2),
+        "added": summary.added,
+        "duplicates": summary.duplicates,
+        "chunks": summary.chunks,
+        "failed": len(summary.failed),
+    }
+
+
+def phase_nightly(work: Path) -> dict:
+    sys.path.insert(0, str(REPO / "tests"))
+    from moderngov_server import ModernGovServer
+
+    from bot.cli_sync import nightly
+    from indexer.embed import SentenceTransformerEmbedder
+
+    settings = settings_for(work)
+    tracemalloc.start()
+    with ModernGovServer() as site:
+        site.quirks.hidden_meetings |= {9700, 9801, 9802, 9803, 9901, 9902}
+        docs = [(60001 + n, Path(name).stem, SHARED / NEW_FOLDER / name) for n, name in
+                enumerate(NEW_PAPERS)]  # fmt: skip
+        site.add_meeting(112, 9990, "20/03/2025", docs)
+        start = time.perf_counter()
+        embedder = SentenceTransformerEmbedder(settings.model)
+        loaded = time.perf_counter()
+        report = nightly(settings, [site.base_url], embedder, today=date(2025, 3, 21))
+        done = time.perf_counter()
+    _, py_peak = tracemalloc.get_traced_memory()
+    [sync] = report.sites
+    return {
+        "phase": "nightly: sync 10 new PDFs + incremental index + publish",
+        "status": report.status,
+        "model_load_s": round(loaded - start, 2),
+        "nightly_s": round(done - loaded, 2),
+        "downloaded": sync.downloaded,
+        "sync_failures": len(sync.failures),
+        "index_added": report.index.added,
+        "index_unchanged": report.index.unchanged,
+        "index_chunks": report.index.chunks,
+        "published": report.index.published,
+        "python_heap_peak_mb": round(py_peak / 2**20, 1),
+    }
+
+
+def run_child(phase: str, work: Path) -> dict:
+    """Run one phase in a fresh interpreter; its own peak RSS comes back with its figures."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = subprocess.run(  # noqa: S603 - this script, fixed arguments
+        [sys.executable, __file__, "--phase", phase, "--work", str(work)],
+        check=True, capture_output=True, text=True, env=env, cwd=REPO,
+    ).stdout  # fmt: skip
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", choices=["build", "nightly"])
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--keep", type=Path, help="work here and keep the files")
+    args = parser.parse_args()
+    if args.phase:
+        figures = (phase_build if args.phase == "build" else phase_nightly)(args.work)
+        figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(json.dumps(figures))
+        return
+    with tempfile.TemporaryDirectory(prefix="clerk-bench-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        print(f"CPU cores: {os.cpu_count()}; work dir: {work}")
+        for phase in ("build", "nightly"):
+            figures = run_child(phase, work)
+            print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
