@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 
 from bot import email_state as st
-from bot.email_clients import CONNECTION_ERRORS, Mailbox, logout_quietly, quit_quietly
+from bot.email_clients import CONNECTION_ERRORS, Mailbox, logout_quietly, quit_quietly, send
 from bot.email_notify import EmailNotifier  # noqa: F401 - the email channel's notifier
 from bot.email_parse import (
     IncomingQuestion,
@@ -252,7 +252,7 @@ class EmailAssistant:
         try:
             self.state.sending(key, reply["Message-ID"], request_id)
             try:
-                smtp.send_message(reply)
+                send(smtp, reply)
             except REFUSED as exc:
                 log.error("SMTP server refused the reply to %s: %s", key, exc)
                 self.state.finish(key, st.FAILED, f"refused: {exc}")

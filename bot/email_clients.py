@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import io
 import re
 import select
 import smtplib
 import ssl
 import threading
 import time
+from email.generator import BytesGenerator
+from email.message import EmailMessage
 
 from indexer.errors import ConfigError
 from indexer.settings import Settings
@@ -189,6 +192,16 @@ def logout_quietly(imap: imaplib.IMAP4) -> None:
     except (*CONNECTION_ERRORS, ValueError):
         with contextlib.suppress(OSError, ValueError):
             imap.shutdown()  # logout skips closing the socket when LOGOUT fails
+
+
+def send(smtp: smtplib.SMTP, msg: EmailMessage) -> None:
+    """Send a message as written: smtplib's send_message would turn body lines that start with
+    "From " into ">From " (an mbox habit); the envelope comes from the From and To headers."""
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=msg.policy.clone(linesep="\r\n")).flatten(msg)
+    sender = msg["From"].addresses[0].addr_spec
+    recipients = [a.addr_spec for a in msg["To"].addresses]
+    smtp.sendmail(sender, recipients, out.getvalue())
 
 
 def quit_quietly(smtp: smtplib.SMTP) -> None:

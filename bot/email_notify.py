@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 
-from bot.email_clients import CONNECTION_ERRORS, connect_smtp, quit_quietly
+from bot.email_clients import CONNECTION_ERRORS, connect_smtp, quit_quietly, send
 from bot.render_email import render_officer_answer
 from bot.requests import Asker, InfoRequest
 from indexer.errors import DeliveryError
@@ -27,7 +27,7 @@ class EmailNotifier:
         try:
             smtp = self.smtp_factory()
             try:
-                smtp.send_message(reply)
+                send(smtp, reply)
             finally:
                 quit_quietly(smtp)
         except CONNECTION_ERRORS as exc:

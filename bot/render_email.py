@@ -147,8 +147,8 @@ def _answered_parts(answer: Answer) -> tuple[str, str]:
     text = [answer.text.strip(), ""]
     body = [f"<p>{_lines(answer.text)}</p>"]
     if answer.citations:
-        text.append("From the papers:")
-        body.append("<p><strong>From the papers:</strong></p><ol>")
+        text.append("Passages from the papers:")
+        body.append("<p><strong>Passages from the papers:</strong></p><ol>")
         for number, citation in enumerate(answer.citations, 1):
             text.append(_citation_text(number, citation))
             body.append(_citation_html(citation))

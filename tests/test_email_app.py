@@ -195,12 +195,17 @@ def test_unanswered_question_acknowledged_then_officer_answer_in_same_thread(
     [asker] = request.askers
     assert (asker.channel, asker.user_id) == ("email", "jane.smith@kent.gov.uk")
 
-    store.answer(request.request_id, "A. Officer", "About 4,100 potholes were filled <in 2023>.")
+    store.answer(
+        request.request_id,
+        "A. Officer",
+        "From the 2023 records: 4,100 potholes were filled <in 2023>.",
+    )
     notifier = EmailNotifier(settings, lambda: connect_smtp(settings))
     report = deliver_answers(store, {"email": notifier})
 
     assert len(report.sent) == 1
     officer = smtp_server.messages[1].message
+    assert b"\n>From " not in smtp_server.messages[1].raw  # sent as written, no mbox escaping
     assert officer["To"].addresses[0].addr_spec == "jane.smith@kent.gov.uk"
     assert officer["Subject"] == "Re: Potholes in Ashford"
     assert officer["In-Reply-To"] == "<unanswerable-9@mail.kent.gov.uk>"
@@ -210,7 +215,7 @@ def test_unanswered_question_acknowledged_then_officer_answer_in_same_thread(
     assert officer["Auto-Submitted"] == "auto-replied"
     assert officer["Message-ID"] != ack.message["Message-ID"]
     officer_text = officer.get_body(("plain",)).get_content()
-    assert "About 4,100 potholes were filled <in 2023>." in officer_text
+    assert "From the 2023 records: 4,100 potholes were filled <in 2023>." in officer_text
     assert "&lt;in 2023&gt;" in officer.get_body(("html",)).get_content()
     # delivered once: a second round sends nothing
     assert not deliver_answers(store, {"email": notifier}).results
@@ -272,8 +277,8 @@ class SimulatedCrash(BaseException):
 class CrashAfterSending(smtplib.SMTP):
     """A real SMTP client whose process 'dies' the moment the server has accepted the message."""
 
-    def send_message(self, *args, **kwargs):
-        result = super().send_message(*args, **kwargs)
+    def sendmail(self, *args, **kwargs):
+        result = super().sendmail(*args, **kwargs)
         raise SimulatedCrash("killed after sending")
         return result  # pragma: no cover
 
