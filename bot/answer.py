@@ -95,10 +95,13 @@ class Answerer:
         self, question: str, filters: SearchFilters | None = None, mode: str = "hybrid"
     ) -> list[Support]:
         """The retrieved passages with their support scores, best supported first."""
-        hits = self.searcher.search(question, filters, k=self.settings.top_k, mode=mode)
-        return sorted(
+        # Twice as many candidates as are cited: support re-ranks them, so a passage that holds
+        # the question's names and figures can overtake one that is merely close in meaning.
+        hits = self.searcher.search(question, filters, k=2 * self.settings.top_k, mode=mode)
+        supports = sorted(
             (self.support(question, h) for h in hits), key=lambda s: s.score, reverse=True
         )
+        return supports[: self.settings.top_k]
 
     def support(self, question: str, hit: Hit) -> Support:
         """Score in 0..1: half meaning, half the question's terms found, weighted by rarity.
@@ -108,6 +111,9 @@ class Answerer:
         """
         bm25 = self.searcher.index.bm25
         terms, specific = question_terms(question)
+        spelled = {t: bm25.spelled(t) for t in terms}
+        terms = list(dict.fromkeys(spelled.values()))
+        specific = {spelled[t] for t in specific}
         present = set(tokenize(f"{hit.title} {hit.heading} {hit.text}"))
         present |= self._document_terms(hit)
         in_document = self.searcher.index.document_terms(hit.doc_id)

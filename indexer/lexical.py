@@ -6,6 +6,7 @@ Tokens keep what councillors type: decision numbers ("24/00109"), money ("2.149m
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from functools import lru_cache
@@ -230,6 +231,7 @@ class BM25Index:
         self.vocabulary = vocabulary
         self.weights = weights  # shape (terms, chunks)
         self.idf = idf
+        self._by_initial: dict[str, list[str]] | None = None
 
     @classmethod
     def build(cls, texts: list[str]) -> BM25Index:
@@ -260,6 +262,19 @@ class BM25Index:
         if not ids:
             return np.zeros(self.weights.shape[1], dtype=np.float32)
         return np.asarray(self.weights[ids].sum(axis=0)).ravel()
+
+    def spelled(self, term: str) -> str:
+        """The term, or the indexed word it is a one-letter slip of ('forcast' -> 'forecast')."""
+        if term in self.vocabulary or len(term) < 5 or not term.isalpha():
+            return term
+        if self._by_initial is None:
+            self._by_initial = {}
+            for word in self.vocabulary:
+                if word.isalpha():
+                    self._by_initial.setdefault(word[0], []).append(word)
+        nearby = [w for w in self._by_initial.get(term[0], ()) if abs(len(w) - len(term)) <= 1]
+        close = difflib.get_close_matches(term, nearby, n=1, cutoff=0.86)
+        return close[0] if close else term
 
     def term_idf(self, term: str) -> float | None:
         index = self.vocabulary.get(term)

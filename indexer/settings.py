@@ -53,10 +53,10 @@ class Settings:
     )
     top_k: int = _setting(5, "CLERK_TOP_K", "Passages cited with an answer.")
     answer_threshold: float = _setting(
-        0.5,
+        0.69,
         "CLERK_ANSWER_THRESHOLD",
-        "Support score (0-1) a passage needs before Clerk answers from it; calibrated by "
-        "`clerk eval --calibrate` on the question set.",
+        "Support score (0-1) a passage needs before Clerk answers from it. The default is what "
+        "`clerk eval eval/questions.jsonl --calibrate` chose on the shared corpus (2026-11-25).",
     )
     max_question_chars: int = _setting(
         2000, "CLERK_MAX_QUESTION_CHARS", "Longest question accepted, in characters."
