@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import timedelta
 
@@ -140,14 +139,6 @@ def test_open_store_chooses_the_backend(tmp_path):
         store.close_store()
     with pytest.raises(ConfigError, match="scheme 'mysql'"):
         open_store(Settings(home=tmp_path, database_url="mysql://x"))
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("bot.requests_pg") is not None, reason="PostgreSQL store present"
-)
-def test_open_store_without_postgres_support_says_so(tmp_path):
-    with pytest.raises(ConfigError, match="PostgreSQL request store is not available"):
-        open_store(Settings(home=tmp_path, database_url="postgresql://localhost/clerk"))
 
 
 # ---- with the real answering engine ------------------------------------------------------------
