@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from moderngov_server import FIXTURES, ModernGovServer
+from sync_support import settings_fixture, site_fixture  # noqa: F401 - fixtures
 
 from indexer.moderngov import ModernGovClient
 from indexer.settings import Settings
@@ -22,20 +23,6 @@ CABINET_0304 = "kent-county-council/cabinet/2025-03-04"
 COUNCIL_0213 = "kent-county-council/county-council/2025-02-13"
 COUNCIL_0313 = "kent-county-council/county-council/2025-03-13"
 FIRST_PDFS = 7  # public PDFs in the three published meetings
-
-
-@pytest.fixture
-def site():
-    with ModernGovServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(
-        home=tmp_path / "home", corpus=tmp_path / "corpus", sync_delay=0, sync_timeout=2,
-        sync_retries=2, user_agent="Clerk-test/1.0 (+mailto:clerk@example.org)",
-    )  # fmt: skip
 
 
 def sync(settings: Settings, site: ModernGovServer, **kw):

@@ -8,30 +8,15 @@ import time
 from datetime import date
 
 import pytest
-from moderngov_server import ModernGovServer
+from sync_support import settings_fixture, site_fixture  # noqa: F401 - fixtures
 
 from bot.answer import Answerer
 from bot.cli import main
 from bot.cli_sync import EXIT_LOCKED, nightly, nightly_lock
 from indexer.errors import LockedError
-from indexer.settings import Settings
 
 VAPES = "How many disposable vapes are thrown away each week in the UK?"
 NEW_PAPER = "Green Independents Group - MTLD - 13 March.pdf"
-
-
-@pytest.fixture
-def site():
-    with ModernGovServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(
-        home=tmp_path / "home", corpus=tmp_path / "corpus", sync_delay=0, sync_timeout=2,
-        sync_retries=2, user_agent="Clerk-test/1.0 (+mailto:clerk@example.org)",
-    )  # fmt: skip
 
 
 @pytest.fixture
