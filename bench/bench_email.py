@@ -22,22 +22,15 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+from _common import CORPUS, build_home  # first: it sets sys.path for the imports below
+from mailservers import PASSWORD, SmtpCapture, remove_dovecot, start_dovecot
 
-from mailservers import PASSWORD, SmtpCapture, remove_dovecot, start_dovecot  # noqa: E402
+from bot.answer import Answerer
+from bot.email_app import EmailAssistant
+from bot.email_clients import connect_imap, connect_smtp
+from bot.followup import open_store
+from indexer.settings import Settings
 
-from bot.answer import Answerer  # noqa: E402
-from bot.email_app import EmailAssistant  # noqa: E402
-from bot.email_clients import connect_imap, connect_smtp  # noqa: E402
-from bot.followup import open_store  # noqa: E402
-from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
-from indexer.refresh import refresh  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
-
-CORPUS = REPO.parent / "shared" / "corpus"
-SUBSET = ("kent/cabinet/2025-03-13", "kent/full_council/2025-01-09", "bradford/area-committee")
 QUESTIONS = (
     ("Exploitation", "What did the area committee resolve about protecting vulnerable children?"),
     ("Devolution", "What was decided about devolution and local government reorganisation?"),
@@ -49,14 +42,6 @@ QUESTIONS = (
     ("Motions", "What motions were debated at the County Council?"),
     ("Potholes", "How many potholes were filled in Ashford in 2023?"),  # not in the papers
 )
-
-
-def build_home(home: Path) -> Settings:
-    settings = Settings(home=home, corpus=CORPUS)
-    roots = [CORPUS / part for part in SUBSET]
-    summary = refresh(settings, roots, SentenceTransformerEmbedder(settings.model))
-    print(f"indexed {summary.added} papers, {summary.chunks} chunks")
-    return settings
 
 
 def message(n: int) -> bytes:

@@ -19,20 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+from _common import build_home  # first: it sets sys.path for the imports below
+from slack_harness import SlackRig, fixture
 
-from slack_harness import SlackRig, fixture  # noqa: E402
+from bot.answer import Answerer
+from bot.followup import open_store
+from indexer.settings import Settings
 
-from bot.answer import Answerer  # noqa: E402
-from bot.followup import open_store  # noqa: E402
-from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
-from indexer.refresh import refresh  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
-
-CORPUS = REPO.parent / "shared" / "corpus"
-SUBSET = ("kent/cabinet/2025-03-13", "kent/full_council/2025-01-09", "bradford/area-committee")
 QUESTIONS = (
     "What did the area committee resolve about protecting vulnerable children from exploitation?",
     "What was decided about devolution and local government reorganisation?",
@@ -45,14 +38,6 @@ QUESTIONS = (
     "When is the next bin collection in my ward?",  # not in the papers
     "What motions were debated at the County Council?",
 )
-
-
-def build_home(home: Path) -> Settings:
-    settings = Settings(home=home, corpus=CORPUS)
-    roots = [CORPUS / part for part in SUBSET]
-    summary = refresh(settings, roots, SentenceTransformerEmbedder(settings.model))
-    print(f"indexed {summary.added} papers, {summary.chunks} chunks")
-    return settings
 
 
 def one(rig: SlackRig, n: int, question: str) -> tuple[float, float, float]:
