@@ -39,27 +39,42 @@ def resolve_model_path(spec: str) -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model loaded from local files, on the CPU."""
+    """A sentence-transformers model from local files, on the CPU, loaded on first use.
+
+    Loading takes seconds; a re-index that finds nothing new never needs the model at all.
+    """
 
     def __init__(self, spec: str, batch_size: int = 64):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-
-        path = resolve_model_path(spec)
         self.name = spec
         self.batch_size = batch_size
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length)
+        self._path = resolve_model_path(spec)
+        self._loaded = None
+
+    @property
+    def model(self):
+        if self._loaded is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+            self._loaded = SentenceTransformer(str(self._path), device="cpu", local_files_only=True)
+            log.info("loaded embedding model %s", self.name)
+        return self._loaded
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
+        vectors = self.model.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
@@ -70,4 +85,4 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model would read, to check chunks fit its window."""
-        return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])
+        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])

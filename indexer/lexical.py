@@ -276,6 +276,13 @@ class BM25Index:
         close = difflib.get_close_matches(term, nearby, n=1, cutoff=0.86)
         return close[0] if close else term
 
+    def term_names(self) -> list[str]:
+        """Terms in id order."""
+        names = [""] * len(self.vocabulary)
+        for term, index in self.vocabulary.items():
+            names[index] = term
+        return names
+
     def term_idf(self, term: str) -> float | None:
         index = self.vocabulary.get(term)
         return None if index is None else float(self.idf[index])

@@ -30,9 +30,11 @@ from indexer.store import (
     DocumentRow,
     FileRow,
     Params,
+    build_dir_of,
     lexical_index,
     publish,
     read_build,
+    read_params,
 )
 from indexer.types import IndexSummary, Paper
 
@@ -83,8 +85,8 @@ def refresh(
     progress: Progress | None = None,
 ) -> IndexSummary:
     """Bring the published index in line with the folders; publish only if anything changed."""
-    params = Params(embedder.name, embedder.dimension, settings.chunk_words)
     with index_lock(settings.home):
+        params = Params(embedder.name, _dimension(settings, embedder), settings.chunk_words)
         previous = _previous_build(settings, params)
         plan = _plan(previous, roots, settings, progress)
         if not plan.changed:
@@ -96,6 +98,16 @@ def refresh(
             lexical_index(contents),
         )
         return _summary(plan, contents, published=True)
+
+
+def _dimension(settings: Settings, embedder: Embedder) -> int:
+    """The model's dimension, from the published build when it used the same model (no load)."""
+    build = build_dir_of(settings.index_dir)
+    if build is not None and (build / "params.json").is_file():
+        published = read_params(build)
+        if published.model == embedder.name:
+            return published.dimension
+    return embedder.dimension
 
 
 def _previous_build(settings: Settings, params: Params) -> BuildContents | None:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from scipy import sparse
 
 from indexer.embed import Embedder
-from indexer.lexical import BM25Index, tokenize
+from indexer.lexical import BM25Index
 from indexer.store import BuildContents, Params, build_dir_of, lexical_index, read_build
 from indexer.types import Hit, SearchFilters
 
@@ -43,6 +44,8 @@ class LoadedIndex:
     text_keys: list[str]  # normalised-text hash per chunk, to fold repeated passages
     rows_by_doc: dict[str, list[int]] = field(default_factory=dict)
     _document_terms: dict[str, frozenset[str]] = field(default_factory=dict)
+    _terms_by_chunk: sparse.csr_matrix | None = None
+    _term_names: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, index_link: Path, expected: Params | None = None) -> LoadedIndex:
@@ -67,9 +70,12 @@ class LoadedIndex:
         """Every token of a document, computed once per document on first use."""
         cached = self._document_terms.get(doc_id)
         if cached is None:
-            rows = self.rows_by_doc.get(doc_id, ())
-            chunks = self.contents.chunks
-            cached = frozenset(t for r in rows for t in tokenize(chunks[r].text))
+            if self._terms_by_chunk is None:  # chunk -> term ids: the BM25 matrix transposed
+                self._terms_by_chunk = self.bm25.weights.T.tocsr()
+                self._term_names = self.bm25.term_names()
+            rows = self.rows_by_doc.get(doc_id, [])
+            ids = np.unique(self._terms_by_chunk[rows].indices) if rows else ()
+            cached = frozenset(self._term_names[i] for i in ids)
             self._document_terms[doc_id] = cached
         return cached
 
