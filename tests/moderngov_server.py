@@ -2,7 +2,7 @@
 
 Serves the web service's HTTP GET binding (`/mgWebService.asmx/{Op}`) from
 tests/fixtures/moderngov/*.xml (with `{{BASE}}` replaced by the server's own URL), documents
-(`/mgConvert2PDF.aspx?ID=`, `/documents/s{id}/{name}.pdf`) from real PDFs in /work/shared/corpus
+(`/mgConvert2PDF.aspx?ID=`, `/documents/s{id}/{name}.pdf`) from real PDFs in ../shared/corpus
 named in attachments.json, and simple meeting and agenda-item pages. `Quirks` switches reproduce
 what real installs do wrong; `log` records every request so tests can assert what was fetched.
 """
@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "moderngov"
-SHARED_CORPUS = Path("/work/shared/corpus")
+SHARED_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 LAST_MODIFIED = "Wed, 05 Mar 2025 09:00:00 GMT"
 
 HTML_ERROR = b"""<!DOCTYPE html><html><head><title>Runtime Error</title></head>
