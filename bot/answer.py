@@ -43,6 +43,7 @@ _FIGURE = re.compile(r"\d")  # figures, years and decision numbers must be match
 _WORD = re.compile(r"[A-Za-z][\w'’./-]*")
 MAX_ANSWER_SENTENCES = 2
 MAX_ANSWER_WORDS = 70
+RERANK_DEPTH = 3
 CITE_FRACTION = 0.85  # further passages are cited when nearly as well supported as the best
 MISSING_PENALTY = 0.5  # a name or figure the paper never mentions: a near-miss
 NEAR_PENALTY = 0.75  # mentioned elsewhere in the same paper, not in this passage
@@ -95,9 +96,11 @@ class Answerer:
         self, question: str, filters: SearchFilters | None = None, mode: str = "hybrid"
     ) -> list[Support]:
         """The retrieved passages with their support scores, best supported first."""
-        # Twice as many candidates as are cited: support re-ranks them, so a passage that holds
-        # the question's names and figures can overtake one that is merely close in meaning.
-        hits = self.searcher.search(question, filters, k=2 * self.settings.top_k, mode=mode)
+        # Several times as many candidates as are cited: support re-ranks them, so a passage
+        # holding the question's names and figures overtakes one merely close in meaning.
+        hits = self.searcher.search(
+            question, filters, k=RERANK_DEPTH * self.settings.top_k, mode=mode
+        )
         supports = sorted(
             (self.support(question, h) for h in hits), key=lambda s: s.score, reverse=True
         )

@@ -27,6 +27,10 @@ _LABEL = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(£\"'‘“])")
 MAX_HEADING_WORDS = 12
+MAX_NUMBERED_HEADING_WORDS = 8
+_CONNECTIVES = frozenset(
+    "a an and as at by for from in of on or that the to was were which with".split()
+)
 MIN_WORDS = 25  # a passage shorter than this (a lone heading) joins the next one
 
 
@@ -95,7 +99,8 @@ def is_heading(line: str, previous: str) -> bool:
     ):
         return False
     if _NUMBERED_HEADING.match(line):
-        return True
+        # "3. Background" is a heading; "2. Further to comments it was" opens a paragraph.
+        return len(words) <= MAX_NUMBERED_HEADING_WORDS and words[-1].lower() not in _CONNECTIVES
     if "," in line:  # lists of names in votes, addresses
         return False
     letters = sum(ch.isalpha() for ch in line)

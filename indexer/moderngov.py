@@ -3,7 +3,7 @@
 Every response is untrusted: XML is parsed with defusedxml (no DTDs, so no external entities and no
 entity bombs), a body that is not XML with the expected root is a failure whatever the status,
 downloads are capped in size, and a PDF must say application/pdf and start with `%PDF-`.
-Shapes and quirks follow the project notes on ModernGov (shared/moderngov.md): dd/mm/yyyy dates, counts with a leading space,
+Shapes and quirks follow shared/moderngov.md: dd/mm/yyyy dates, counts with a leading space,
 whitespace-only empty elements, titles escaped twice, escaped Word HTML in agenda text.
 """
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CANDIDATES = 50  # per retriever, before fusion
 NEAR_DUPLICATE = 0.95  # cosine above which two passages say the same thing
-MAX_PER_DOCUMENT = 3
+SAME_DOCUMENT_DISCOUNT = 0.9
 RRF_K = 60  # the usual reciprocal-rank constant: damps the gap between rank 1 and rank 2
 
 
@@ -145,7 +145,7 @@ class Searcher:
             for rank, row in enumerate(ranking):
                 fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
         order = sorted(fused, key=fused.__getitem__, reverse=True)
-        rows = _fold_repeats(order, index, k)
+        rows = _fold_repeats(order, fused, index, k)
         dense = index.contents.vectors[rows] @ query if rows else np.zeros(0)
         return [
             _hit(index, row, fused[row], float(d), float(lexical[row]))
@@ -174,34 +174,29 @@ def _top(scores: np.ndarray, mask: np.ndarray | None) -> list[int]:
     return [int(i) for i in top if scores[i] > 0]
 
 
-def _fold_repeats(order: list[int], index: LoadedIndex, k: int) -> list[int]:
+def _fold_repeats(
+    order: list[int], scores: dict[int, float], index: LoadedIndex, k: int
+) -> list[int]:
     """The best k rows, skipping repeats and spreading over documents.
 
     Report packs repeat whole reports with different page furniture, so near-identical vectors
-    count as repeats; and no paper takes more than MAX_PER_DOCUMENT places while another paper
-    could fill one, because the next-best paper is more often the answer than a third passage
-    of the same one.
+    count as repeats. Each further passage of a paper already listed has its score discounted,
+    because the next-best paper is more often the answer than a fourth passage of the same one.
     """
     chunks, vectors = index.contents.chunks, index.contents.vectors
     seen: set[str] = set()
-    distinct: list[int] = []
+    per_doc: dict[str, int] = {}
+    adjusted: dict[int, float] = {}
     for row in order:
         key = index.text_keys[row]
-        if key in seen or (
-            distinct and float(np.max(vectors[distinct] @ vectors[row])) >= NEAR_DUPLICATE
-        ):
+        kept = list(adjusted)
+        if key in seen or (kept and float(np.max(vectors[kept] @ vectors[row])) >= NEAR_DUPLICATE):
             continue
         seen.add(key)
-        distinct.append(row)
-    per_doc: dict[str, int] = {}
-    rows: list[int] = []
-    for row in distinct:
         doc = chunks[row].doc_id
-        if per_doc.get(doc, 0) < MAX_PER_DOCUMENT:
-            per_doc[doc] = per_doc.get(doc, 0) + 1
-            rows.append(row)
-    rows += [r for r in distinct if r not in rows]
-    return rows[:k]
+        adjusted[row] = scores[row] * SAME_DOCUMENT_DISCOUNT ** per_doc.get(doc, 0)
+        per_doc[doc] = per_doc.get(doc, 0) + 1
+    return sorted(adjusted, key=adjusted.__getitem__, reverse=True)[:k]
 
 
 def _hit(index: LoadedIndex, row: int, score: float, dense: float, lexical: float) -> Hit:
