@@ -12,6 +12,7 @@ from pathlib import Path
 from bot.followup import (
     build_notifiers,
     deliver_answers,
+    index_responses,
     open_store,
     record_answer,
     response_path,
@@ -248,10 +249,11 @@ def run_answer(args, settings: Settings) -> int:
     def work(store: RequestStore):
         request = record_answer(settings, store, args.id, _officer(args), text)
         print(f"Request #{request.request_id} answered.")
-        print(
-            f"Published as {response_path(settings, request)}; "
-            "it is searchable after the next `clerk index`."
-        )
+        from indexer.embed import SentenceTransformerEmbedder  # torch loads only when needed
+
+        summary = index_responses(settings, SentenceTransformerEmbedder(settings.model))
+        when = "now" if summary is not None else "after the next `clerk index`"
+        print(f"Published as {response_path(settings, request)}; searchable {when}.")
         if not args.no_deliver:
             _report(deliver_answers(store, build_notifiers(settings)), as_json=False)
 

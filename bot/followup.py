@@ -51,9 +51,9 @@ from bot.requests import (
     RequestStore,
 )
 from bot.similar import EmbeddingSimilarity, Similarity
-from indexer.errors import ConfigError, DeliveryError, RequestError
+from indexer.errors import ConfigError, DeliveryError, LockedError, RequestError
 from indexer.settings import Settings
-from indexer.types import Answer, SearchFilters
+from indexer.types import Answer, IndexSummary, SearchFilters
 
 if TYPE_CHECKING:
     from bot.answer import Answerer
@@ -250,6 +250,21 @@ def record_answer(
     except OSError as exc:  # the answer is safe in the store; the document can be re-published
         log.error("request #%s answered but not published: %s", request_id, exc)
     return request
+
+
+def index_responses(settings: Settings, embedder) -> IndexSummary | None:
+    """Index officers' new answers now, beside the folders already indexed, so the next asker
+    gets one at once. None when another index build holds the lock (it will include them)."""
+    from indexer.refresh import default_roots, published_roots, refresh
+
+    indexed = published_roots(settings)
+    if not indexed:
+        return None  # nothing indexed yet: the first `clerk index` includes the responses
+    try:
+        return refresh(settings, default_roots(settings, indexed), embedder)
+    except LockedError:
+        log.info("an index build is running; it will pick up the new response")
+        return None
 
 
 def response_title(request: InfoRequest) -> str:

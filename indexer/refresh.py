@@ -20,7 +20,13 @@ import numpy as np
 
 from indexer.chunk import chunk_pages
 from indexer.embed import Embedder
-from indexer.errors import ClerkError, IndexIncompatibleError, IndexMissingError, LockedError
+from indexer.errors import (
+    ClerkError,
+    ConfigError,
+    IndexIncompatibleError,
+    IndexMissingError,
+    LockedError,
+)
 from indexer.parse import read_pages
 from indexer.settings import Settings
 from indexer.sources import Skipped, discover
@@ -41,6 +47,15 @@ from indexer.types import IndexSummary, Paper
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 RESPONSES_DIR = "responses"  # officers' answers, written by bot.followup, always indexed
+
+
+def published_roots(settings: Settings) -> list[Path]:
+    """The folders the published index mirrors (empty before the first build)."""
+    try:
+        contents = read_build(settings.index_dir)
+    except IndexMissingError:
+        return []
+    return [Path(root) for root in dict.fromkeys(f.root for f in contents.files)]
 
 
 def default_roots(settings: Settings, paths: list[Path] | None = None) -> list[Path]:
@@ -149,7 +164,8 @@ def _plan(
 
 def _discover_root(root: Path) -> list[Paper | Skipped]:
     if not root.is_dir():
-        return [Skipped(str(root), root, "folder not found")]
+        # Refuse rather than mirror an empty folder: a wrong path must not empty the index.
+        raise ConfigError(f"papers folder not found: {root}")
     return list(discover(root))
 
 

@@ -173,3 +173,14 @@ def test_asking_before_any_index_is_a_clear_error(tmp_path, embedder):
     answerer = Answerer.from_settings(Settings(home=tmp_path / "empty"), embedder)
     with pytest.raises(IndexMissingError, match="clerk index"):
         answerer.answer("What is the budget?")
+
+
+def test_a_missing_papers_folder_never_empties_the_index(settings, corpus, embedder, tmp_path):
+    from indexer.errors import ConfigError
+
+    refresh(settings, [corpus], embedder)
+
+    with pytest.raises(ConfigError, match="papers folder not found"):
+        refresh(settings, [tmp_path / "no-such-folder"], embedder)
+
+    assert len(read_build(settings.index_dir).documents) == 2
