@@ -63,6 +63,7 @@ class Support:
     score: float
     coverage: float
     missing: tuple[str, ...]
+    lacking: bool = False  # misses a name or figure the question gives
 
 
 class Answerer:
@@ -85,25 +86,27 @@ class Answerer:
         question = clean_question(question, self.settings.max_question_chars)
         supports = self.assess(question, filters, mode)
         threshold = self.settings.answer_threshold
-        if not supports or supports[0].score < threshold:
+        best = max(supports, key=lambda s: s.score, default=None)
+        if best is None or best.score < threshold:
             nearest = tuple(self.citation(s.hit, s.score) for s in supports)
             return Answer(question, False, NOT_FOUND, nearest=nearest)
-        cited = [supports[0]] + [s for s in supports[1:] if s.score >= threshold * CITE_FRACTION]
-        citations = tuple(self.citation(s.hit, s.score) for s in cited)
-        return Answer(question, True, compose(question, supports[0].hit, 1), citations=citations)
+        others = [s for s in supports if s is not best and s.score >= threshold * CITE_FRACTION]
+        citations = tuple(self.citation(s.hit, s.score) for s in [best, *others])
+        return Answer(question, True, compose(question, best.hit, 1), citations=citations)
 
     def assess(
         self, question: str, filters: SearchFilters | None = None, mode: str = "hybrid"
     ) -> list[Support]:
-        """The retrieved passages with their support scores, best supported first."""
-        # Several times as many candidates as are cited: support re-ranks them, so a passage
-        # holding the question's names and figures overtakes one merely close in meaning.
+        """The passages to cite, in retrieval order, with their support scores.
+
+        Several times as many candidates as are cited are retrieved; those lacking a name or
+        figure the question gives drop behind the rest, so a passage that holds them overtakes
+        one that is merely close in meaning.
+        """
         hits = self.searcher.search(
             question, filters, k=RERANK_DEPTH * self.settings.top_k, mode=mode
         )
-        supports = sorted(
-            (self.support(question, h) for h in hits), key=lambda s: s.score, reverse=True
-        )
+        supports = sorted((self.support(question, h) for h in hits), key=lambda s: s.lacking)
         return supports[: self.settings.top_k]
 
     def support(self, question: str, hit: Hit) -> Support:
@@ -130,7 +133,7 @@ class Answerer:
         if lacking:
             # Named elsewhere in the same paper: perhaps context the passage leaves implicit.
             score *= NEAR_PENALTY if lacking <= in_document else MISSING_PENALTY
-        return Support(hit, round(score, 4), round(coverage, 4), missing)
+        return Support(hit, round(score, 4), round(coverage, 4), missing, bool(lacking))
 
     def _document_terms(self, hit: Hit) -> set[str]:
         """Words that come with the passage's meeting: council, committee, meeting date."""

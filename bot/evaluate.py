@@ -76,10 +76,11 @@ def _run(answerer: Answerer, question: Question, mode: str) -> Outcome:
     by_source = _doc_ids(answerer)
     wanted = {(by_source.get(src, src), page) for src, page in question.expected}
     rank = next((i for i, s in enumerate(supports, 1) if _matches(s, wanted)), None)
-    best = supports[0].score if supports else 0.0
+    strongest = max(supports, key=lambda s: s.score, default=None)
+    best = strongest.score if strongest else 0.0
     contains_ok = None
-    if question.answer_contains and supports:
-        top = supports[0].hit.text.casefold()
+    if question.answer_contains and strongest:
+        top = strongest.hit.text.casefold()  # the passage the answer is composed from
         contains_ok = all(
             " ".join(c.split()).casefold() in " ".join(top.split())
             for c in question.answer_contains
