@@ -265,10 +265,11 @@ class ClerkSlack:
         if request.answer is None or request.answered_by != officer:
             return  # the submission was refused; nothing changed
         followup.publish_response(self.settings, request)
-        followup.index_responses(self.settings, self.answerer.searcher.embedder)
         report = followup.deliver_answers(self.store, {"slack": self.notifier})
         log.info("delivered officer answers: %s", report)
         self.refresh_request_views(request, (meta.get("channel"), meta.get("ts")), officer)
+        # Last, as it takes longest: the next councillor who asks gets this answer as a source.
+        followup.index_responses(self.settings, self.answerer.searcher.embedder)
 
     def after_decline(self, body: dict, view: dict) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")

@@ -31,7 +31,6 @@ MAX_NUMBERED_HEADING_WORDS = 8
 _CONNECTIVES = frozenset(
     "a an and as at by for from in of on or that the to was were which with".split()
 )
-MIN_WORDS = 25  # a passage shorter than this (a lone heading) joins the next one
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,8 @@ def split_blocks(text: str, heading: str) -> tuple[list[Block], str]:
             flush()
             heading = line.rstrip(":–- ").strip()
             current.append(line)
+            previous = ""  # what follows a heading starts a unit of its own
+            continue
         elif _NUMBERED_PARA.match(line) or (not previous and current):
             flush()
             current.append(line)
@@ -108,26 +109,36 @@ def is_heading(line: str, previous: str) -> bool:
 
 
 def pack_blocks(blocks: list[Block], max_words: int) -> list[tuple[str, str]]:
-    """Join small blocks under one heading, split long ones at sentences; (heading, text) pairs."""
+    """Join small blocks under one heading, split long ones at sentences; (heading, text) pairs.
+
+    A heading with nothing under it yet travels with what follows, so no passage is a lone
+    heading and no paragraph is filed under the next section's heading.
+    """
     out: list[tuple[str, str]] = []
     buffer: list[str] = []
-    buffer_heading = ""
-    size = 0
+    buffer_heading, size, has_body = "", 0, False
     for block in blocks:
         words = len(block.text.split())
-        new_section = block.heading != buffer_heading and size >= MIN_WORDS
-        if buffer and (new_section or size + words > max_words):
+        if has_body and (block.heading != buffer_heading or size + words > max_words):
             out.append((buffer_heading, " ".join(buffer)))
-            buffer, size = [], 0
+            buffer, size, has_body = [], 0, False
         if words > max_words:
-            out.extend((block.heading, piece) for piece in split_long(block.text, max_words))
+            pieces = split_long(block.text, max_words)
+            pieces[0] = " ".join([*buffer, pieces[0]])  # any lone heading joins the first piece
+            out.extend((block.heading, piece) for piece in pieces)
+            buffer, size = [], 0
             continue
         buffer_heading = block.heading
         buffer.append(block.text)
         size += words
+        has_body = has_body or not _lone_heading(block)
     if buffer:
         out.append((buffer_heading, " ".join(buffer)))
     return out
+
+
+def _lone_heading(block: Block) -> bool:
+    return block.text.rstrip(":–- ").strip() == block.heading
 
 
 def split_long(text: str, max_words: int) -> list[str]:

@@ -155,12 +155,12 @@ def test_officer_answers_in_the_modal_and_the_councillor_gets_it_in_the_thread(r
     assert "next review is due in July" in texts(delivered)
     assert "request #1" in delivered.body["text"]
 
-    request = rig.store.get(1)
-    assert request.state == ANSWERED and request.answered_by == OFFICER
-    assert [d.state for d in rig.store.deliveries(1)] == ["sent"]
-    assert list((rig.settings.home / RESPONSES_DIR).glob("request-1/*.txt"))  # a cited source now
     updated = rig.api.wait_for("chat.update", where=lambda c: c.body["channel"] == OFFICERS_CHANNEL)
     assert "answered" in texts(updated[0]) and "clerk_answer_open" not in texts(updated[0])
+    request = rig.store.get(1)
+    assert request.state == ANSWERED and request.answered_by == OFFICER
+    assert [d.state for d in rig.store.deliveries(1)] == ["sent"]  # recorded before the update
+    assert list((rig.settings.home / RESPONSES_DIR).glob("request-1/*.txt"))  # a cited source now
 
 
 def test_officer_in_the_user_group_assigns_a_request(rig):
