@@ -31,7 +31,7 @@ FRAMING_WORDS = frozenset(
     tokenize(
         """much many said say says agreed agree decided decide decision happen happened
         meeting meetings paper papers report reports mention mentioned council councils
-        councillor councillors kcc kent county proposed propose give given cost costs
+        councillor councillors proposed propose give given cost costs
         total amount figure number current currently plan plans planned going will new
         latest recent recently cabinet committee explain details detail anything
         whether been being made make makes set sets says stated state roughly approximately
@@ -136,8 +136,10 @@ class Answerer:
         return Support(hit, round(score, 4), round(coverage, 4), missing, bool(lacking))
 
     def _document_terms(self, hit: Hit) -> set[str]:
-        """Words that come with the passage's meeting: council, committee, meeting date."""
-        return set(tokenize(f"{hit.council} {hit.committee}")) | meeting_terms(hit.meeting_date)
+        """Words that come with the passage's meeting: council (and its initials, 'KCC'),
+        committee, meeting date."""
+        words = set(tokenize(f"{hit.council} {hit.committee} {initials(hit.council)}"))
+        return words | meeting_terms(hit.meeting_date)
 
     def citation(self, hit: Hit, score: float) -> Citation:
         return replace(Citation.from_hit(hit, score), url=citation_url(hit, self.settings))
@@ -154,6 +156,11 @@ def question_terms(question: str) -> tuple[list[str], set[str]]:
         if t not in FRAMING_WORDS and t not in MONTHS
     }
     return terms, {t for t in terms if _FIGURE.search(t) or t in names}
+
+
+def initials(name: str) -> str:
+    """'Kent County Council' -> 'KCC': how councillors write their council's name."""
+    return "".join(w[0] for w in name.split() if w[0].isupper())
 
 
 def meeting_terms(meeting_date: str | None) -> set[str]:
