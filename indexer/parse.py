@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 MIN_DOCUMENT_CHARS = 40  # less than this over a whole PDF: scanned images, nothing to search
 _PAGE_NUMBER = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(?=[a-z])")
+_LEADER_DOTS = re.compile(r"(?:[.…_]\s?){5,}")  # form fields and contents-page leaders
 _RANGE_BREAK = re.compile(r"(\d)([-/]) ?\n ?(?=\d)")  # "2022-\n23" is the year range 2022-23
 
 
@@ -117,6 +118,7 @@ def clean_text(text: str) -> str:
     text = text.replace("\x00", "").replace("\ufffd", "")
     text = _HYPHEN_BREAK.sub(r"\1", text)
     text = _RANGE_BREAK.sub(r"\1\2", text)
+    text = _LEADER_DOTS.sub(" … ", text)
     lines = []
     for line in text.split("\n"):
         line = re.sub(r"[ \t\f\v]+", " ", line).strip()

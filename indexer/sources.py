@@ -18,8 +18,10 @@ from pathlib import Path
 from indexer.errors import MetadataError
 from indexer.types import Meeting, Paper
 
-KINDS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".txt": "text", ".md": "text"}
+KINDS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".txt": "text"}
 METADATA_FILE = "meeting.json"
+# A corpus folder's own notes (attribution, licence) are not committee papers.
+NOT_PAPERS = frozenset({"readme", "licence", "license", "attribution", "notice"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ def discover(root: Path) -> Iterator[Paper | Skipped]:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)
         if path.name == METADATA_FILE or any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.stem.lower() in NOT_PAPERS:
             continue
         source = rel.as_posix()
         kind = KINDS.get(path.suffix.lower())

@@ -155,12 +155,14 @@ def test_chunks_fit_the_model_window(shared_index, embedder):
 def test_cli_index_json_and_status(settings, corpus, monkeypatch, capsys):
     monkeypatch.setenv("CLERK_HOME", str(settings.home))
     (corpus / "junk.xyz").write_text("?")
+    (corpus / "README.md").write_text("# Sample papers\nOpen Government Licence v3.0.\n")
 
     status = main(["index", str(corpus), "--json"])
 
     summary = json.loads(capsys.readouterr().out)
     assert status == 1  # something failed, and the exit status says so
-    assert summary["added"] == 2 and summary["failed"][0]["source"] == "junk.xyz"
+    # the folder's README is neither a paper nor a failure
+    assert summary["added"] == 2 and [f["source"] for f in summary["failed"]] == ["junk.xyz"]
     assert main(["status", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["documents"] == 2 and shown["newest_meeting"] == "2025-02-13"

@@ -14,6 +14,7 @@ def test_clean_text_joins_broken_words_and_ranges_and_keeps_figures():
     assert "programme costs £2.149m in 2022-23." in text
     assert "Total: 27,000 incidents" in text
     assert "\n12\n" not in text and "Page 4 of 20" not in text
+    assert clean_text("signed ................ .......... date") == "signed … date"
 
 
 def test_running_headers_and_footers_are_removed_but_body_lines_stay():
