@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     status = sub.add_parser("status", help="what is indexed, and what failed")
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--settings", action="store_true", help="also list every setting (secrets masked)"
+    )
     status.set_defaults(run=run_status)
 
     evaluate = sub.add_parser("eval", help="retrieval and abstention figures on a question set")
@@ -191,6 +194,11 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         status = index_status(settings)
     except IndexMissingError as exc:
         status = {"indexed": False, "message": str(exc)}
+    if args.settings:
+        status["settings"] = [
+            {"variable": env, "value": value, "help": text}
+            for env, value, text in settings.describe()
+        ]
     print(json.dumps(status, indent=2) if args.json else render_status(status))
     return 0
 

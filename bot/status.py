@@ -35,8 +35,12 @@ def index_status(settings: Settings) -> dict:
 
 
 def render_status(status: dict) -> str:
+    settings = [
+        f"  {s['variable']}={s['value']}  ({s['help']})" for s in status.get("settings", [])
+    ]
+    tail = ["Settings:", *settings] if settings else []
     if not status.get("indexed"):
-        return status.get("message", "nothing indexed yet")
+        return "\n".join([status.get("message", "nothing indexed yet"), *tail])
     lines = [
         f"Index built {status['built_at']} with {status['model']}",
         f"  {status['documents']} documents ({status['pages']} pages, {status['duplicates']} "
@@ -48,4 +52,4 @@ def render_status(status: dict) -> str:
     if status["failed"]:
         lines.append(f"  {len(status['failed'])} files could not be indexed:")
         lines.extend(f"    {f['source']}: {f['reason']}" for f in status["failed"])
-    return "\n".join(lines)
+    return "\n".join(lines + tail)

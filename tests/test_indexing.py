@@ -186,3 +186,15 @@ def test_a_missing_papers_folder_never_empties_the_index(settings, corpus, embed
         refresh(settings, [tmp_path / "no-such-folder"], embedder)
 
     assert len(read_build(settings.index_dir).documents) == 2
+
+
+def test_status_lists_settings_but_never_secrets(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CLERK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret-token")
+
+    assert main(["status", "--settings"]) == 0
+
+    shown = capsys.readouterr().out
+    assert "no index published" in shown and "run `clerk index`" in shown
+    assert "SLACK_BOT_TOKEN=set" in shown and "CLERK_ANSWER_THRESHOLD=0.69" in shown
+    assert "xoxb-very-secret-token" not in shown
