@@ -133,6 +133,8 @@ class Answerer:
         if lacking:
             # Named elsewhere in the same paper: perhaps context the passage leaves implicit.
             score *= NEAR_PENALTY if lacking <= in_document else MISSING_PENALTY
+        if not answer_type_present(question, hit.text):
+            score *= MISSING_PENALTY
         return Support(hit, round(score, 4), round(coverage, 4), missing, bool(lacking))
 
     def _document_terms(self, hit: Hit) -> set[str]:
@@ -156,6 +158,28 @@ def question_terms(question: str) -> tuple[list[str], set[str]]:
         if t not in FRAMING_WORDS and t not in MONTHS
     }
     return terms, {t for t in terms if _FIGURE.search(t) or t in names}
+
+
+# What kind of answer a question asks for, and what a passage holding one looks like: a passage
+# that cannot contain the kind of answer asked for is not an answer, however close its topic.
+ANSWER_TYPES = (
+    # "How did members vote ...", "what was the vote ...": a recorded vote
+    (
+        re.compile(r"\bvot(e|es|ed|ing)\b", re.IGNORECASE),
+        re.compile(
+            r"\bvot(e|es|ed|ing)\b|\b(for|against|abstain\w*)\s*[:(]\s*\d|\bcarried\b"
+            r"|\bunanimous(ly)?\b|\b(motion|amendment) (was )?(lost|defeated|agreed)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    # "How many ...", "how much ...": a figure
+    (re.compile(r"^\s*how (many|much)\b", re.IGNORECASE), re.compile(r"\d")),
+)
+
+
+def answer_type_present(question: str, passage: str) -> bool:
+    """False when the question asks for a kind of answer the passage cannot hold."""
+    return all(expected.search(passage) for asks, expected in ANSWER_TYPES if asks.search(question))
 
 
 def initials(name: str) -> str:

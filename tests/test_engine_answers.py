@@ -91,3 +91,20 @@ def test_very_long_question_is_refused_not_truncated(answerer):
 def test_hostile_markup_in_question_is_just_text(answerer):
     answer = answerer.answer("<script>alert(1)</script> <!channel> LEVI amendment amount?")
     assert answer.question.startswith("<script>")  # kept verbatim; renderers escape it
+
+
+def test_a_question_about_a_vote_needs_a_passage_that_records_one():
+    from bot.answer import answer_type_present
+
+    vote = "How did members vote on the LEVI amendment?"
+    assert not answer_type_present(vote, "The amendment proposes to top-up the LEVI grant.")
+    assert answer_type_present(vote, "The amendment was lost. For (12) Against (45) Abstain (3)")
+    assert answer_type_present(vote, "Members voted unanimously to note the report.")
+
+
+def test_a_how_many_question_needs_a_figure():
+    from bot.answer import answer_type_present
+
+    assert not answer_type_present("How many children are home educated?", "Numbers rose.")
+    assert answer_type_present("How many children are home educated?", "There were 2,403.")
+    assert answer_type_present("What did Cabinet decide?", "Cabinet agreed the plan.")
