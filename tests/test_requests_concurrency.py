@@ -1,20 +1,41 @@
-"""Two real processes writing to one SQLite request store at once lose nothing."""
+"""Two real processes writing to one request store at once lose nothing (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import multiprocessing
 from pathlib import Path
 
+import pytest
+from requests_support import STORE_KINDS
+
 from bot.requests import ANSWERED, Asker
-from bot.requests_sqlite import SqliteRequestStore
 from indexer.errors import RequestError
 
 PER_WORKER = 40
 SHARED = 15  # requests both workers try to answer
 
 
-def _worker(path: str, name: str, barrier, results) -> None:
-    store = SqliteRequestStore(Path(path))
+def _open(kind: str, location: str):
+    """A store both the test and a spawned worker can open from plain strings."""
+    if kind == "sqlite":
+        from bot.requests_sqlite import SqliteRequestStore
+
+        return SqliteRequestStore(Path(location))
+    from bot.requests_pg import PostgresRequestStore
+
+    return PostgresRequestStore(location)
+
+
+def _location(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return str(tmp_path / "requests.sqlite3")
+    from pg_server import fresh_database
+
+    return fresh_database()
+
+
+def _worker(kind: str, location: str, name: str, barrier, results) -> None:
+    store = _open(kind, location)
     asker = Asker("cli", name)
     won = []
     for i in range(PER_WORKER):
@@ -31,14 +52,17 @@ def _worker(path: str, name: str, barrier, results) -> None:
     results.put((name, won))
 
 
-def test_two_processes_logging_and_answering_at_once(tmp_path):
-    path = tmp_path / "requests.sqlite3"
-    with SqliteRequestStore(path) as store:
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_two_processes_logging_and_answering_at_once(kind, tmp_path):
+    location = _location(kind, tmp_path)
+    with _open(kind, location) as store:
         for i in range(SHARED):
             store.log(f"Shared question {i} about ward {i}?", Asker("slack", f"U{i}"))
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(str(path), n, barrier, results)) for n in "AB"]
+    workers = [
+        ctx.Process(target=_worker, args=(kind, location, n, barrier, results)) for n in "AB"
+    ]
     for w in workers:
         w.start()
     outcomes = dict(results.get(timeout=60) for _ in workers)
@@ -46,7 +70,7 @@ def test_two_processes_logging_and_answering_at_once(tmp_path):
         w.join(timeout=30)
         assert w.exitcode == 0
 
-    with SqliteRequestStore(path) as store:
+    with _open(kind, location) as store:
         requests = store.list()
         assert len(requests) == SHARED + 2 * PER_WORKER  # no lost inserts
         questions = {r.question for r in requests}

@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import multiprocessing
-
 import psycopg
 import pytest
 from pg_server import PostgresServer, fresh_database, postgres_server  # noqa: F401 - fixture
 from requests_support import ALICE, BOB, Clock
 
 from bot.followup import open_store
-from bot.requests import ANSWERED, Asker
 from bot.requests_pg import MIGRATIONS, PostgresRequestStore
-from indexer.errors import ConfigError, RequestError
+from indexer.errors import ConfigError
 from indexer.settings import Settings
 
 
@@ -60,48 +57,3 @@ def test_a_server_that_cannot_be_reached_is_a_config_error_without_the_password(
     with pytest.raises(ConfigError) as caught:
         PostgresRequestStore(url)
     assert "no_such_database" in str(caught.value) and "s3cret-pw" not in str(caught.value)
-
-
-PER_WORKER, SHARED = 25, 10
-
-
-def _worker(url: str, name: str, barrier, results) -> None:
-    store = PostgresRequestStore(url)
-    won = []
-    for i in range(PER_WORKER):
-        barrier.wait(timeout=30)
-        store.log(
-            f"Question {i} from {name}: what happened to item {name}-{i}?", Asker("cli", name)
-        )
-        if i < SHARED:
-            try:
-                store.answer(i + 1, name, f"{name} answers {i + 1}")
-                won.append(i + 1)
-            except RequestError as exc:
-                assert "already answered" in str(exc)
-    store.close_store()
-    results.put((name, won))
-
-
-def test_two_processes_logging_and_answering_at_once():
-    url = fresh_database()
-    with PostgresRequestStore(url) as store:
-        for i in range(SHARED):
-            store.log(f"Shared question {i} about ward {i}?", Asker("slack", f"U{i}"))
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(url, n, barrier, results)) for n in "AB"]
-    for w in workers:
-        w.start()
-    outcomes = dict(results.get(timeout=60) for _ in workers)
-    for w in workers:
-        w.join(timeout=30)
-        assert w.exitcode == 0
-    with PostgresRequestStore(url) as store:
-        assert len(store.list()) == SHARED + 2 * PER_WORKER  # no lost inserts
-        winners = {rid: name for name, won in outcomes.items() for rid in won}
-        assert sorted(winners) == list(range(1, SHARED + 1))  # one winner each
-        for rid, name in winners.items():
-            request = store.get(rid)
-            assert request.state == ANSWERED and request.answered_by == name
-            assert [e.action for e in store.history(rid)].count("answered") == 1
