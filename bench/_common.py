@@ -13,9 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from bot.settings import Settings  # noqa: E402
 from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
 from indexer.refresh import refresh  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
 SUBSET = ("kent/cabinet/2025-03-13", "kent/full_council/2025-01-09", "bradford/area-committee")
@@ -23,8 +23,8 @@ SUBSET = ("kent/cabinet/2025-03-13", "kent/full_council/2025-01-09", "bradford/a
 
 def build_home(home: Path) -> Settings:
     """Index SUBSET of the shared corpus into `home`; the settings that point at it."""
-    settings = Settings(home=home, corpus=CORPUS)
+    settings = Settings.from_env({}, CLERK_HOME=home, CLERK_CORPUS=CORPUS)
     roots = [CORPUS / part for part in SUBSET]
-    summary = refresh(settings, roots, SentenceTransformerEmbedder(settings.model))
+    summary = refresh(settings.index, roots, SentenceTransformerEmbedder(settings.index.model))
     print(f"indexed {summary.added} papers, {summary.chunks} chunks")
     return settings

@@ -14,7 +14,6 @@ Without --home it indexes a small subset of ../shared/corpus into a temporary da
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time
@@ -25,11 +24,11 @@ from pathlib import Path
 from _common import CORPUS, build_home  # first: it sets sys.path for the imports below
 from mailservers import PASSWORD, SmtpCapture, remove_dovecot, start_dovecot
 
-from bot.answer import Answerer
-from bot.email_app import EmailAssistant
-from bot.email_clients import connect_imap, connect_smtp
-from bot.followup import open_store
-from indexer.settings import Settings
+from bot.channels.email.app import EmailAssistant
+from bot.channels.email.clients import connect_imap, connect_smtp
+from bot.engine.answer import Answerer
+from bot.requests.service import open_store
+from bot.settings import Settings
 
 QUESTIONS = (
     ("Exploitation", "What did the area committee resolve about protecting vulnerable children?"),
@@ -65,17 +64,26 @@ def main() -> int:
     parser.add_argument("--home", type=Path, help="data directory with a published index")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="clerk-bench-email-"))
-    base = Settings(home=home, corpus=CORPUS) if args.home else build_home(home)
+    base = (
+        Settings.from_env({}, CLERK_HOME=home, CLERK_CORPUS=CORPUS)
+        if args.home
+        else build_home(home)
+    )
     dovecot, smtp = start_dovecot(), SmtpCapture().start()
     try:
         user = dovecot.new_user()
-        settings = dataclasses.replace(
-            base,
-            imap_host="127.0.0.1", imap_port=dovecot.imap_port, imap_user=user,
-            imap_password=PASSWORD, imap_security="none",
-            smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="none",
-            email_address="ask@clerk.example", email_allowed="@kent.gov.uk",
-        )  # fmt: skip
+        settings = base.replaced(
+            CLERK_IMAP_HOST="127.0.0.1",
+            CLERK_IMAP_PORT=dovecot.imap_port,
+            CLERK_IMAP_USER=user,
+            CLERK_IMAP_PASSWORD=PASSWORD,
+            CLERK_IMAP_SECURITY="none",
+            CLERK_SMTP_HOST="127.0.0.1",
+            CLERK_SMTP_PORT=smtp.port,
+            CLERK_SMTP_SECURITY="none",
+            CLERK_EMAIL_ADDRESS="ask@clerk.example",
+            CLERK_EMAIL_ALLOWED="@kent.gov.uk",
+        )
         answerer = Answerer.from_settings(settings)
         answerer.answer("warm-up question about the budget")  # load the index before timing
         for n in range(args.messages):

@@ -76,15 +76,16 @@ def _peak_mb() -> float:
 
 
 def child_index(args) -> None:
-    from bot.status import index_status
+    from bot.engine.status import index_status
+    from bot.requests.service import index_roots
+    from bot.settings import Settings
     from indexer.embed import SentenceTransformerEmbedder
-    from indexer.refresh import default_roots, refresh
-    from indexer.settings import Settings
+    from indexer.refresh import refresh
 
-    settings = Settings.from_env(corpus=args.corpus)
-    embedder = SentenceTransformerEmbedder(settings.model)
+    settings = Settings.from_env(CLERK_CORPUS=args.corpus)
+    embedder = SentenceTransformerEmbedder(settings.index.model)
     started = time.perf_counter()
-    summary = refresh(settings, default_roots(settings, [args.corpus]), embedder)
+    summary = refresh(settings.index, index_roots(settings, [args.corpus]), embedder)
     seconds = time.perf_counter() - started
     status = index_status(settings)
     print(
@@ -105,14 +106,14 @@ def child_index(args) -> None:
 
 def child_embed(args) -> None:
     """The model alone on exactly the texts indexing embedded: the ceiling for indexing speed."""
+    from bot.settings import Settings
     from indexer.embed import SentenceTransformerEmbedder
-    from indexer.settings import Settings
     from indexer.store import read_build
 
     settings = Settings.from_env()
-    contents = read_build(settings.index_dir)
+    contents = read_build(settings.index.index_dir)
     texts = [f"{c.heading}\n{c.text}" for c in contents.chunks]
-    embedder = SentenceTransformerEmbedder(settings.model)
+    embedder = SentenceTransformerEmbedder(settings.index.model)
     embedder.embed(texts[:64])  # warm-up
     started = time.perf_counter()
     for start in range(0, len(texts), 256):
@@ -134,9 +135,9 @@ def child_embed(args) -> None:
 def child_serve(args) -> None:
     """Cold start to first answer, then warm latency per question for each retrieval mode."""
     started = time.perf_counter()
-    from bot.answer import Answerer
-    from bot.evaluate import load_questions
-    from indexer.settings import Settings
+    from bot.engine.answer import Answerer
+    from bot.engine.evaluate import load_questions
+    from bot.settings import Settings
 
     answerer = Answerer.from_settings(Settings.from_env())
     answerer.answer("What is the council's budget?")

@@ -42,9 +42,11 @@ NEW_PAPERS = (
 
 
 def settings_for(work: Path):
-    from indexer.settings import Settings
+    from bot.settings import Settings
 
-    return Settings(home=work / "home", corpus=work / "corpus", sync_delay=0.0)
+    return Settings.from_env(
+        {}, CLERK_HOME=work / "home", CLERK_CORPUS=work / "corpus", CLERK_SYNC_DELAY=0.0
+    )
 
 
 def link_corpus(target: Path) -> int:
@@ -66,11 +68,11 @@ def phase_build(work: Path) -> dict:
     from indexer.refresh import refresh
 
     settings = settings_for(work)
-    pdfs = link_corpus(settings.corpus)
+    pdfs = link_corpus(settings.index.corpus)
     start = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(settings.model)
+    embedder = SentenceTransformerEmbedder(settings.index.model)
     loaded = time.perf_counter()
-    summary = refresh(settings, [settings.corpus], embedder)
+    summary = refresh(settings.index, [settings.index.corpus], embedder)
     done = time.perf_counter()
     return {
         "phase": "full index (shared corpus minus 10 papers)",
@@ -88,8 +90,9 @@ def phase_nightly(work: Path) -> dict:
     sys.path.insert(0, str(REPO / "tests"))
     from moderngov_server import ModernGovServer
 
-    from bot.cli_sync import nightly
+    from bot.requests.service import index_roots
     from indexer.embed import SentenceTransformerEmbedder
+    from indexer.nightly import nightly
 
     settings = settings_for(work)
     tracemalloc.start()
@@ -99,9 +102,16 @@ def phase_nightly(work: Path) -> dict:
                 enumerate(NEW_PAPERS)]  # fmt: skip
         site.add_meeting(112, 9990, "20/03/2025", docs)
         start = time.perf_counter()
-        embedder = SentenceTransformerEmbedder(settings.model)
+        embedder = SentenceTransformerEmbedder(settings.index.model)
         loaded = time.perf_counter()
-        report = nightly(settings, [site.base_url], embedder, today=date(2025, 3, 21))
+        report = nightly(
+            settings.index,
+            settings.sync,
+            [site.base_url],
+            index_roots(settings),
+            embedder,
+            today=date(2025, 3, 21),
+        )
         done = time.perf_counter()
     _, py_peak = tracemalloc.get_traced_memory()
     [sync] = report.sites

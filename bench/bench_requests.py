@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.requests import Asker  # noqa: E402
-from bot.requests_sqlite import SqliteRequestStore  # noqa: E402
+from bot.requests.model import Asker  # noqa: E402
+from bot.requests.stores.sqlite import SqliteRequestStore  # noqa: E402
 
 
 def _writer(path: str, name: str, seconds: float, barrier, results) -> None:

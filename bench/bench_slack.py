@@ -22,9 +22,9 @@ from pathlib import Path
 from _common import build_home  # first: it sets sys.path for the imports below
 from slack_harness import SlackRig, fixture
 
-from bot.answer import Answerer
-from bot.followup import open_store
-from indexer.settings import Settings
+from bot.engine.answer import Answerer
+from bot.requests.service import open_store
+from bot.settings import Settings
 
 QUESTIONS = (
     "What did the area committee resolve about protecting vulnerable children from exploitation?",
@@ -73,7 +73,11 @@ def main() -> int:
     parser.add_argument("--home", type=Path, help="an existing CLERK_HOME with a published index")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = Settings(home=args.home) if args.home else build_home(Path(tmp) / "home")
+        base = (
+            Settings.from_env({}, CLERK_HOME=args.home)
+            if args.home
+            else build_home(Path(tmp) / "home")
+        )
         started = time.perf_counter()
         answerer = Answerer.from_settings(base)
         print(f"model loaded in {time.perf_counter() - started:.1f} s")

@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 class Embedder(Protocol):
     """Turns texts into unit-length float32 vectors."""
 
-    name: str
-    dimension: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 

@@ -25,20 +25,8 @@ class IndexIncompatibleError(ClerkError):
     """The published index was built with another model, chunking or format version."""
 
 
-class QuestionError(ClerkError):
-    """A question is empty, too long or otherwise cannot be asked."""
-
-
 class LockedError(ClerkError):
     """Another process holds the lock for this job (index build, nightly run)."""
-
-
-class RequestError(ClerkError):
-    """A follow-up request operation is not allowed (unknown id, illegal state change)."""
-
-
-class DeliveryError(ClerkError):
-    """A message to an asker could not be delivered; it will be retried."""
 
 
 class SyncError(ClerkError):

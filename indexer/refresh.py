@@ -8,11 +8,9 @@ A new build is published only when something changed.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,10 +23,10 @@ from indexer.errors import (
     ConfigError,
     IndexIncompatibleError,
     IndexMissingError,
-    LockedError,
 )
+from indexer.files import exclusive_lock
 from indexer.parse import read_pages
-from indexer.settings import Settings
+from indexer.settings import IndexSettings
 from indexer.sources import Skipped, discover
 from indexer.store import (
     BuildContents,
@@ -46,37 +44,15 @@ from indexer.types import IndexSummary, Paper
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-RESPONSES_DIR = "responses"  # officers' answers, written by bot.followup, always indexed
 
 
-def published_roots(settings: Settings) -> list[Path]:
+def published_roots(settings: IndexSettings) -> list[Path]:
     """The folders the published index mirrors (empty before the first build)."""
     try:
         contents = read_build(settings.index_dir)
     except IndexMissingError:
         return []
     return [Path(root) for root in dict.fromkeys(f.root for f in contents.files)]
-
-
-def default_roots(settings: Settings, paths: list[Path] | None = None) -> list[Path]:
-    """The folders an index run mirrors: those asked for (or the corpus) plus officers' answers."""
-    roots = [Path(p) for p in paths] if paths else [settings.corpus]
-    responses = settings.home / RESPONSES_DIR
-    if responses.is_dir() and responses.resolve() not in {r.resolve() for r in roots}:
-        roots.append(responses)
-    return roots
-
-
-@contextmanager
-def index_lock(home: Path) -> Iterator[None]:
-    """One index build at a time per data directory."""
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / "index.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise LockedError(f"another index build is running in {home}") from exc
-        yield
 
 
 @dataclass
@@ -94,13 +70,13 @@ class _Plan:
 
 
 def refresh(
-    settings: Settings,
+    settings: IndexSettings,
     roots: list[Path],
     embedder: Embedder,
     progress: Progress | None = None,
 ) -> IndexSummary:
     """Bring the published index in line with the folders; publish only if anything changed."""
-    with index_lock(settings.home):
+    with exclusive_lock(settings.home / "index.lock", "index build"):
         params = Params(embedder.name, _dimension(settings, embedder), settings.chunk_words)
         previous = _previous_build(settings, params)
         plan = _plan(previous, roots, settings, progress)
@@ -115,7 +91,7 @@ def refresh(
         return _summary(plan, contents, published=True)
 
 
-def _dimension(settings: Settings, embedder: Embedder) -> int:
+def _dimension(settings: IndexSettings, embedder: Embedder) -> int:
     """The model's dimension, from the published build when it used the same model (no load)."""
     build = build_dir_of(settings.index_dir)
     if build is not None and (build / "params.json").is_file():
@@ -125,7 +101,7 @@ def _dimension(settings: Settings, embedder: Embedder) -> int:
     return embedder.dimension
 
 
-def _previous_build(settings: Settings, params: Params) -> BuildContents | None:
+def _previous_build(settings: IndexSettings, params: Params) -> BuildContents | None:
     try:
         return read_build(settings.index_dir, expected=params)
     except IndexMissingError:
@@ -138,7 +114,7 @@ def _previous_build(settings: Settings, params: Params) -> BuildContents | None:
 def _plan(
     previous: BuildContents | None,
     roots: list[Path],
-    settings: Settings,
+    settings: IndexSettings,
     progress: Progress | None,
 ) -> _Plan:
     plan = _Plan()
@@ -175,7 +151,7 @@ def _plan_paper(
     paper: Paper,
     old: FileRow | None,
     old_docs: dict[str, DocumentRow],
-    settings: Settings,
+    settings: IndexSettings,
 ) -> None:
     try:
         stat = paper.path.stat()
@@ -184,7 +160,7 @@ def _plan_paper(
         plan.changed = True
         return
     same_stat = old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-    digest = old.sha256 if same_stat and old else _sha256(paper.path)
+    digest = old.sha256 if same_stat and old and old.sha256 else _sha256(paper.path)
     stat_row = FileRow(key[0], key[1], stat.st_size, stat.st_mtime_ns, digest, None, "indexed")
     if old is not None and old.sha256 == digest and old.status == "failed":
         plan.failed.append({"source": paper.source, "reason": old.reason})

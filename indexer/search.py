@@ -19,6 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from indexer.embed import Embedder
+from indexer.errors import IndexMissingError
 from indexer.lexical import BM25Index
 from indexer.store import BuildContents, Params, build_dir_of, lexical_index, read_build
 from indexer.types import Hit, SearchFilters
@@ -49,8 +50,13 @@ class LoadedIndex:
 
     @classmethod
     def load(cls, index_link: Path, expected: Params | None = None) -> LoadedIndex:
+        # resolve the link once: everything below reads this one build, even if a newer one
+        # is published meanwhile (never new passages with old BM25 rows)
         build = build_dir_of(index_link)
-        contents = read_build(index_link, expected)
+        if build is None:
+            raise IndexMissingError(f"no index published in {index_link.parent}; run `clerk index`")
+        build = build.resolve()
+        contents = read_build(build, expected)
         index = faiss.IndexFlatIP(contents.params.dimension)
         if len(contents.vectors):
             index.add(contents.vectors)

@@ -106,61 +106,6 @@ class SearchFilters:
 
 
 @dataclass(frozen=True)
-class Citation:
-    """A quoted passage given as evidence for an answer."""
-
-    title: str
-    council: str
-    committee: str
-    meeting_date: str | None
-    page: int | None
-    source: str
-    url: str | None
-    quote: str
-    score: float
-    chunk_id: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_hit(cls, hit: Hit, score: float, quote: str | None = None) -> Citation:
-        return cls(
-            title=hit.title,
-            council=hit.council,
-            committee=hit.committee,
-            meeting_date=hit.meeting_date,
-            page=hit.page,
-            source=hit.source,
-            url=hit.url,
-            quote=hit.text if quote is None else quote,
-            score=round(score, 4),
-            chunk_id=hit.chunk_id,
-        )
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Clerk's reply to one question. `answered` is the decision; the text never decides it."""
-
-    question: str
-    answered: bool
-    text: str
-    citations: tuple[Citation, ...] = ()
-    # when not answered: the closest passages found, shown to officers, never as an answer
-    nearest: tuple[Citation, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {
-            "question": self.question,
-            "answered": self.answered,
-            "answer": self.text,
-            "citations": [c.to_dict() for c in self.citations],
-            "nearest": [c.to_dict() for c in self.nearest],
-        }
-
-
-@dataclass(frozen=True)
 class IndexSummary:
     """What one `clerk index` run did."""
 

@@ -1,8 +1,8 @@
 """Shared fixtures: a real index of real committee papers, built once per test session.
 
-The index is built with the real bundled model from a small subset of ../shared/corpus; each test
-gets its own data directory whose `index` link points at that shared build, so request stores and
-state never leak between tests.
+The index is built with the real bundled model from a small subset of the repository's corpus/;
+each test gets its own data directory whose `index` link points at that shared build, so request
+stores and state never leak between tests.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import os
 import shutil
 from pathlib import Path
 
+import paths
 import pytest
 
-from indexer.settings import BUNDLED_MODEL, Settings
+from bot.settings import Settings
+from indexer.settings import BUNDLED_MODEL
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_CORPUS = REPO.parent / "shared" / "corpus"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REPO_CORPUS = paths.CORPUS
 
 # A small, varied subset: County Council devolution papers and minutes, one budget amendment,
 # the Bradford agenda-item page (plain text, no page numbers).
@@ -43,11 +43,11 @@ def clean_environment(monkeypatch):
 
 
 def copy_sample(destination: Path, parts: tuple[str, ...] = SAMPLE) -> Path:
-    """Copy parts of the shared corpus (folders or single files, with their meeting.json)."""
-    if not SHARED_CORPUS.is_dir():
-        pytest.fail(f"the shared corpus is missing at {SHARED_CORPUS}")
+    """Copy parts of the repository's corpus (folders or single files, with their meeting.json)."""
+    if not REPO_CORPUS.is_dir():
+        pytest.fail(f"the sample corpus is missing at {REPO_CORPUS}")
     for part in parts:
-        source = SHARED_CORPUS / part
+        source = REPO_CORPUS / part
         target = destination / part
         if source.is_dir():
             shutil.copytree(source, target)
@@ -77,8 +77,8 @@ def shared_index(tmp_path_factory, sample_corpus, embedder) -> Settings:
     from indexer.refresh import refresh
 
     home = tmp_path_factory.mktemp("shared-home")
-    settings = Settings(home=home, corpus=sample_corpus)
-    summary = refresh(settings, [sample_corpus], embedder)
+    settings = Settings.from_env({}, CLERK_HOME=home, CLERK_CORPUS=sample_corpus)
+    summary = refresh(settings.index, [sample_corpus], embedder)
     assert summary.published and not summary.failed, summary
     return settings
 
@@ -88,8 +88,8 @@ def searcher(shared_index, embedder):
     from indexer.search import Searcher
     from indexer.store import Params
 
-    expected = Params(embedder.name, embedder.dimension, shared_index.chunk_words)
-    return Searcher(shared_index.index_dir, embedder, expected)
+    expected = Params(embedder.name, embedder.dimension, shared_index.index.chunk_words)
+    return Searcher(shared_index.index.index_dir, embedder, expected)
 
 
 @pytest.fixture
@@ -97,14 +97,14 @@ def engine_settings(tmp_path, shared_index) -> Settings:
     """A fresh data directory per test, serving the shared index."""
     home = tmp_path / "clerk-home"
     home.mkdir()
-    build = shared_index.index_dir.parent / os.readlink(shared_index.index_dir)
+    build = shared_index.index.index_dir.parent / os.readlink(shared_index.index.index_dir)
     (home / "index").symlink_to(build.resolve())
-    return Settings(home=home, corpus=shared_index.corpus)
+    return Settings.from_env({}, CLERK_HOME=home, CLERK_CORPUS=shared_index.index.corpus)
 
 
 @pytest.fixture
 def answerer(engine_settings, searcher):
     """The real answering engine over the shared index, with this test's settings."""
-    from bot.answer import Answerer
+    from bot.engine.answer import Answerer
 
     return Answerer(engine_settings, searcher)

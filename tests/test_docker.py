@@ -14,16 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import paths
 import pytest
 import yaml
 
-from indexer.settings import Settings
+from bot.settings import Settings
 
-DOCKER = Path(__file__).resolve().parent.parent / "docker"
+DOCKER = paths.REPO / "docker"
 SECRET_WORDS = re.compile(r"TOKEN|SECRET|PASSWORD|DATABASE_URL", re.IGNORECASE)
-SECRET_ENV = {
-    f.metadata["env"] for f in Settings.__dataclass_fields__.values() if f.metadata["secret"]
-}
+SECRET_ENV = Settings.from_env({}).environment_names(secret_only=True)
 
 
 def tool(name: str) -> str:
@@ -92,7 +91,7 @@ def test_compose_file_itself_holds_no_secrets(tmp_path):
 
 
 def test_env_example_names_real_settings_and_leaves_secrets_blank():
-    known = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
+    known = Settings.from_env({}).environment_names()
     known |= {"CLERK_NIGHTLY_HOUR", "TZ"}
     for line in (DOCKER / ".env.example").read_text().splitlines():
         if not line.strip() or line.startswith("#"):

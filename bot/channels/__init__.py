@@ -1,0 +1,39 @@
+"""The channels people reach Clerk through: the terminal, Slack and email.
+
+Each channel package has a `cli` module whose `register(subparsers)` adds its verbs, and a
+`notify` module whose `notifier_from_settings(settings)` gives the notifier that delivers
+officers' answers to its askers (None when the channel is not configured).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.channels.email import cli as email_cli
+from bot.channels.email import notify as email_notify
+from bot.channels.slack import cli as slack_cli
+from bot.channels.slack import notify as slack_notify
+from bot.channels.terminal import cli as terminal_cli
+from bot.channels.terminal import notify as terminal_notify
+from bot.requests.model import Notifier
+from bot.settings import Settings
+
+CLI_MODULES = (terminal_cli, slack_cli, email_cli)
+NOTIFY_MODULES = (terminal_notify, slack_notify, email_notify)
+
+
+def register_verbs(sub: argparse._SubParsersAction) -> None:
+    """Add every channel's verbs to the `clerk` command."""
+    for module in CLI_MODULES:
+        module.register(sub)
+
+
+def build_notifiers(settings: Settings) -> dict[str, Notifier]:
+    """Every channel this process can deliver through: the terminal inbox always, Slack and
+    email when they are configured."""
+    notifiers: dict[str, Notifier] = {}
+    for module in NOTIFY_MODULES:
+        notifier = module.notifier_from_settings(settings)
+        if notifier is not None:
+            notifiers[notifier.channel] = notifier
+    return notifiers

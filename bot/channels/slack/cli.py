@@ -1,0 +1,91 @@
+"""`clerk slack [--port N]`: run the Slack bot (Socket Mode with an app token, else HTTP mode)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from bot.settings import Settings
+from indexer.errors import ConfigError
+
+log = logging.getLogger(__name__)
+DELIVERY_INTERVAL = 60.0  # seconds between passes that deliver (and retry) officers' answers
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "slack",
+        help="run the Slack bot: Socket Mode if SLACK_APP_TOKEN is set, else HTTP mode",
+    )
+    parser.add_argument(
+        "--port", type=int, default=3000, help="HTTP mode: port for POST /slack/events (3000)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="HTTP mode: address to listen on (127.0.0.1; 0.0.0.0 in a container)",
+    )
+    parser.set_defaults(run=run_slack)
+
+
+def check_slack_settings(settings: Settings) -> str:
+    """Which mode the settings allow ("socket" or "http"); ConfigError naming what is missing."""
+    if not settings.slack.bot_token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set: Clerk needs the bot token (xoxb-...)")
+    if settings.slack.app_token:
+        if not settings.slack.app_token.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN must be an app-level token (xapp-...)")
+        return "socket"
+    if not settings.slack.signing_secret:
+        raise ConfigError(
+            "set SLACK_APP_TOKEN (xapp-...) for Socket Mode, or SLACK_SIGNING_SECRET for HTTP "
+            "mode (POST /slack/events)"
+        )
+    return "http"
+
+
+def run_slack(args, settings: Settings) -> int:
+    # Imported here so that `clerk --help` stays quick.
+    from bot.channels.slack.app import build_app
+    from bot.channels.slack.client import web_client
+    from bot.engine.answer import Answerer
+    from bot.requests.service import open_store
+
+    mode = check_slack_settings(settings)
+    client = web_client(settings)
+    answerer = Answerer.from_settings(settings)
+    store = open_store(settings)
+    app = build_app(settings, answerer, store, client)
+    stop = threading.Event()
+    threading.Thread(target=_deliver_forever, args=(app, stop), daemon=True).start()
+    try:
+        if mode == "socket":
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            print("clerk: connected to Slack in Socket Mode", file=sys.stderr, flush=True)
+            SocketModeHandler(app, settings.slack.app_token, web_client=client).start()
+        else:
+            from bot.channels.slack.http import SlackHttpServer
+
+            server = SlackHttpServer(app, args.host, args.port)
+            print(f"clerk: listening on {server.url}", file=sys.stderr, flush=True)
+            server.serve_forever()
+    finally:
+        stop.set()
+    return 0
+
+
+def _deliver_forever(app, stop: threading.Event) -> None:
+    """Officers may answer from the CLI or the email process too, and a failed delivery waits
+    for a retry: deliver whatever is due to Slack askers, every minute."""
+    from bot.requests.service import deliver_answers
+
+    clerk = app.clerk
+    while not stop.wait(DELIVERY_INTERVAL):
+        try:
+            report = deliver_answers(clerk.store, {"slack": clerk.notifier})
+            if report.results:
+                log.info("delivered %d officer answers to Slack", len(report.sent))
+        except Exception as exc:  # keep the loop alive; the store keeps what is due
+            log.error("delivery pass failed: %s", type(exc).__name__)

@@ -1,0 +1,111 @@
+"""`clerk index`, `status` and `eval`: the index and the engine, for operators."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+from indexer.errors import IndexMissingError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    index = sub.add_parser("index", help="index committee papers (incremental)")
+    index.add_argument("paths", nargs="*", type=Path, help="corpus folders (default: CLERK_CORPUS)")
+    index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    index.set_defaults(run=run_index)
+
+    status = sub.add_parser("status", help="what is indexed, and what failed")
+    status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--settings", action="store_true", help="also list every setting (secrets masked)"
+    )
+    status.set_defaults(run=run_status)
+
+    evaluate = sub.add_parser("eval", help="retrieval and abstention figures on a question set")
+    evaluate.add_argument("file", type=Path, help="question set (.jsonl)")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--baselines", action="store_true", help="also BM25-only and dense-only")
+    evaluate.add_argument(
+        "--calibrate", action="store_true", help="print the answer threshold that fits the set best"
+    )
+    evaluate.set_defaults(run=run_eval)
+
+
+def run_index(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.requests.service import index_roots
+    from indexer.embed import SentenceTransformerEmbedder
+    from indexer.refresh import refresh
+
+    roots = index_roots(settings, args.paths)
+    embedder = SentenceTransformerEmbedder(settings.index.model)
+    with _ProgressBar() as bar:
+        summary = refresh(settings.index, roots, embedder, progress=bar.update)
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        print(
+            f"{summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
+            f"{summary.removed} removed, {summary.duplicates} duplicates; "
+            f"{summary.chunks} passages indexed"
+            + ("" if summary.published else " (no change, nothing published)")
+        )
+        for failure in summary.failed:
+            print(f"  failed: {failure['source']}: {failure['reason']}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+class _ProgressBar:
+    """A progress bar on a terminal; silent when output goes to a file or CI log."""
+
+    def __enter__(self):
+        self._bars: dict[str, Any] = {}
+        return self
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        from tqdm import tqdm
+
+        bar = self._bars.get(stage)
+        if bar is None:
+            bar = self._bars[stage] = tqdm(total=total, desc=stage, unit="", leave=False)
+        bar.n = done
+        bar.refresh()
+
+    def __exit__(self, *exc):
+        for bar in self._bars.values():
+            bar.close()
+
+
+def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.engine.status import index_status, render_status
+
+    try:
+        status = index_status(settings)
+    except IndexMissingError as exc:
+        status = {"indexed": False, "message": str(exc)}
+    if args.settings:
+        status["settings"] = [
+            {"variable": env, "value": value, "help": text}
+            for env, value, text in settings.describe()
+        ]
+    print(json.dumps(status, indent=2) if args.json else render_status(status))
+    return 0
+
+
+def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.engine.answer import Answerer
+    from bot.engine.evaluate import calibrate, evaluate, load_questions, render_report
+
+    questions = load_questions(args.file)
+    answerer = Answerer.from_settings(settings)
+    modes = ["hybrid", "bm25", "dense"] if args.baselines else ["hybrid"]
+    reports = {mode: evaluate(answerer, questions, mode) for mode in modes}
+    if args.calibrate:
+        reports["calibration"] = calibrate(answerer, questions)
+    print(json.dumps(reports, indent=2) if args.json else render_report(reports))
+    return 0

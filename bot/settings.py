@@ -1,0 +1,215 @@
+"""All of Clerk's settings: the indexer's groups and the bot's own, loaded together once.
+
+`Settings.from_env()` is called at the entry point and the result passed down; each part of the
+code reads its own group (`settings.index`, `settings.slack`, ...). Overrides and test values are
+given by environment variable name, the one spelling of each setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer.errors import ConfigError
+from indexer.moderngov.settings import SyncSettings
+from indexer.settings import IndexSettings, SettingsGroup, setting
+
+
+class Security(enum.Enum):
+    """How a mail connection is protected."""
+
+    TLS = "tls"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class EngineSettings(SettingsGroup):
+    """When Clerk answers, and what it accepts as a question."""
+
+    answer_threshold: float = setting(
+        0.69,
+        "CLERK_ANSWER_THRESHOLD",
+        "Support score (0-1) a passage needs before Clerk answers from it. The default is what "
+        "`clerk eval eval/questions.jsonl --calibrate` chose on the shared corpus (2026-11-25).",
+    )
+    max_question_chars: int = setting(
+        2000, "CLERK_MAX_QUESTION_CHARS", "Longest question accepted, in characters."
+    )
+
+
+@dataclass(frozen=True)
+class RequestSettings(SettingsGroup):
+    """Where follow-up requests are kept and when they count as late."""
+
+    database_url: str = setting(
+        "",
+        "CLERK_DATABASE_URL",
+        "Follow-up request store: empty for SQLite in the data directory, or postgresql://...",
+        secret=True,
+    )
+    overdue_working_days: int = setting(
+        10, "CLERK_OVERDUE_DAYS", "Working days before an open request counts as overdue."
+    )
+
+
+@dataclass(frozen=True)
+class SlackSettings(SettingsGroup):
+    """The Slack app: tokens, workspace and who the officers are."""
+
+    bot_token: str = setting("", "SLACK_BOT_TOKEN", "Slack bot token (xoxb-...).", True)
+    app_token: str = setting(
+        "", "SLACK_APP_TOKEN", "Slack app-level token (xapp-...): enables Socket Mode.", True
+    )
+    signing_secret: str = setting(
+        "", "SLACK_SIGNING_SECRET", "Slack signing secret for HTTP mode.", True
+    )
+    api_url: str = setting(
+        "https://slack.com/api/", "CLERK_SLACK_API_URL", "Slack Web API base URL."
+    )
+    officers_channel: str = setting(
+        "", "CLERK_SLACK_OFFICERS_CHANNEL", "Channel id where new follow-up requests are posted."
+    )
+    officer_ids: tuple[str, ...] = setting(
+        (), "CLERK_SLACK_OFFICERS", "Comma-separated Slack user ids allowed to act on requests."
+    )
+    officer_group: str = setting(
+        "", "CLERK_SLACK_OFFICER_GROUP", "Slack user group id whose members are officers."
+    )
+    team_id: str = setting(
+        "", "CLERK_SLACK_TEAM_ID", "The only Slack workspace (team id) Clerk answers."
+    )
+
+
+@dataclass(frozen=True)
+class EmailSettings(SettingsGroup):
+    """The mailbox Clerk reads questions from and the server it replies through."""
+
+    imap_host: str = setting("", "CLERK_IMAP_HOST", "IMAP server host.")
+    imap_port: int = setting(993, "CLERK_IMAP_PORT", "IMAP server port.")
+    imap_user: str = setting("", "CLERK_IMAP_USER", "IMAP user name.")
+    imap_password: str = setting("", "CLERK_IMAP_PASSWORD", "IMAP password.", True)
+    imap_folder: str = setting("INBOX", "CLERK_IMAP_FOLDER", "Folder watched for questions.")
+    imap_security: Security = setting(
+        Security.TLS, "CLERK_IMAP_SECURITY", "IMAP connection security: tls, starttls or none."
+    )
+    smtp_host: str = setting("", "CLERK_SMTP_HOST", "SMTP server host.")
+    smtp_port: int = setting(587, "CLERK_SMTP_PORT", "SMTP server port.")
+    smtp_user: str = setting("", "CLERK_SMTP_USER", "SMTP user name (empty: no login).")
+    smtp_password: str = setting("", "CLERK_SMTP_PASSWORD", "SMTP password.", True)
+    smtp_security: Security = setting(
+        Security.STARTTLS, "CLERK_SMTP_SECURITY", "SMTP connection security: starttls, tls or none."
+    )
+    address: str = setting(
+        "", "CLERK_EMAIL_ADDRESS", "Clerk's own address: From of replies, never answered."
+    )
+    allowed: tuple[str, ...] = setting(
+        (),
+        "CLERK_EMAIL_ALLOWED",
+        "Comma-separated addresses or @domains whose questions are answered.",
+    )
+    ca_file: str = setting(
+        "",
+        "CLERK_EMAIL_CA_FILE",
+        "PEM file of CA certificates trusted for IMAP and SMTP TLS (empty: the system's).",
+    )
+    poll_seconds: float = setting(
+        60.0,
+        "CLERK_EMAIL_POLL_SECONDS",
+        "Longest wait between mailbox checks (IDLE wakes Clerk sooner where supported).",
+    )
+    quarantine_folder: str = setting(
+        "Clerk Quarantine",
+        "CLERK_EMAIL_QUARANTINE",
+        "IMAP folder that messages Clerk cannot read are moved to (created if absent).",
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Clerk can be configured with, one group per part of the code."""
+
+    index: IndexSettings = field(default_factory=IndexSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    requests: RequestSettings = field(default_factory=RequestSettings)
+    slack: SlackSettings = field(default_factory=SlackSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+        """Every group from the environment, then `overrides` (by environment variable name)."""
+        loaded = cls(
+            index=IndexSettings.from_env(environ),
+            sync=SyncSettings.from_env(environ),
+            engine=EngineSettings.from_env(environ),
+            requests=RequestSettings.from_env(environ),
+            slack=SlackSettings.from_env(environ),
+            email=EmailSettings.from_env(environ),
+        )
+        return loaded.replaced(**overrides) if overrides else loaded
+
+    def replaced(self, **env: Any) -> Settings:
+        """A copy with the settings named by these environment variables changed."""
+        unknown = set(env) - self.environment_names()
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        changes = {}
+        for f in dataclasses.fields(self):
+            group = getattr(self, f.name)
+            mine = {k: v for k, v in env.items() if k in group.environment_names()}
+            if mine:
+                changes[f.name] = group.replaced(**mine)
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> Iterator[tuple[str, str, str]]:
+        """(environment variable, value shown, help) for every setting; secrets masked."""
+        for group in self._groups():
+            yield from group.describe()
+
+    def environment_names(self, secret_only: bool = False) -> set[str]:
+        """Every environment variable Clerk reads (only the secrets, if asked)."""
+        return {n for g in self._groups() for n in g.environment_names(secret_only)}
+
+    @property
+    def home(self) -> Path:
+        return self.index.home
+
+    @property
+    def requests_db(self) -> Path:
+        return self.index.home / "requests.sqlite3"
+
+    def _groups(self) -> list[SettingsGroup]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+def markdown_table(settings: Settings | None = None) -> str:
+    """The README's configuration table, made from the settings' own help texts."""
+    settings = settings or Settings.from_env({"CLERK_HOME": "~/.local/share/clerk"})
+    home = str(Path.home())
+    rows = ["| variable | default | what |", "|---|---|---|"]
+    for env, shown, text in settings.describe():
+        if shown.startswith(home + "/"):
+            shown = "~" + shown[len(home) :]
+        default = "" if shown in ("", "unset") else f"`{shown}`"
+        rows.append(f"| `{env}` | {default} | {text.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+README_START, README_END = "<!-- settings:start -->\n", "<!-- settings:end -->\n"
+
+
+def readme_with_table(readme: str) -> str:
+    """README text with the block between the settings markers regenerated."""
+    head, _, rest = readme.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    return head + README_START + markdown_table() + README_END + tail
+
+
+if __name__ == "__main__":  # python -m bot.settings: rewrite the README's configuration table
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")), encoding="utf-8")

@@ -1,0 +1,110 @@
+"""The answering engine on real papers with the real model: cited answers and honest refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import QuestionError
+from indexer.types import SearchFilters
+
+
+def test_answer_quotes_and_cites_the_paper_with_page(answerer):
+    answer = answerer.answer(
+        "How much LEVI capital funding did the Liberal Democrats' amendment propose?"
+    )
+
+    assert answer.answered
+    first = answer.citations[0]
+    assert first.source.endswith("3 - Amendment - Liberal Democrats - LEVI capital funding.pdf")
+    assert first.page == 1
+    assert first.committee == "County Council"
+    assert first.meeting_date == "2025-02-13"
+    assert "2.149m" in first.quote
+    assert first.url and first.url.endswith("#page=1")
+    assert "[1]" in answer.text
+
+
+def test_every_citation_quotes_text_that_was_extracted(answerer, searcher):
+    answer = answerer.answer(
+        "What did the County Council resolve about the Devolution Priority Programme?"
+    )
+
+    assert answer.answered
+    indexed = {c.text for c in searcher.index.contents.chunks}
+    assert all(c.quote in indexed for c in answer.citations)
+    quoted = answer.text.split("“", 1)[1].rsplit("”", 1)[0].removesuffix(" …")
+    assert quoted and all(part in answer.citations[0].quote for part in quoted.split(" … "))
+
+
+def test_unpaged_agenda_item_is_cited_without_a_page(answerer):
+    answer = answerer.answer(
+        "What did Bradford's Area Committee say about children going missing and CSE?"
+    )
+
+    assert answer.answered
+    assert answer.citations[0].source.startswith("bradford/")
+    assert answer.citations[0].page is None
+
+
+def test_near_miss_is_declined_with_nearest_passages(answerer):
+    # The papers discuss missing children in Bradford, but give no 2019 figure.
+    answer = answerer.answer("How many children went missing in Bradford in 2019?")
+
+    assert not answer.answered
+    assert answer.citations == ()
+    assert answer.nearest, "officers should see what Clerk found"
+
+
+def test_off_topic_question_is_declined(answerer):
+    assert not answerer.answer(
+        "Which day are garden waste bins collected in Tunbridge Wells?"
+    ).answered
+
+
+def test_decision_reference_found_by_exact_match(searcher):
+    hits = searcher.search("LEVI", k=3, mode="bm25")
+
+    assert hits and "LEVI" in hits[0].text
+
+
+def test_filters_restrict_to_committee_and_dates(answerer):
+    only_bradford = SearchFilters(committee="Area Committee")
+    answer = answerer.answer("What did the committee resolve?", only_bradford)
+    assert all(c.committee == "Area Committee" for c in answer.citations + answer.nearest)
+
+    before = SearchFilters(until="2025-01-31")
+    found = answerer.assess("LEVI capital funding amendment", before)
+    assert all(s.hit.meeting_date and s.hit.meeting_date <= "2025-01-31" for s in found)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "?!", "\x00\x01"])
+def test_empty_questions_get_a_clear_error(answerer, question):
+    with pytest.raises(QuestionError, match="ask a question"):
+        answerer.answer(question)
+
+
+def test_very_long_question_is_refused_not_truncated(answerer):
+    with pytest.raises(QuestionError, match="characters long"):
+        answerer.answer("budget " * 1000)
+
+
+def test_hostile_markup_in_question_is_just_text(answerer):
+    answer = answerer.answer("<script>alert(1)</script> <!channel> LEVI amendment amount?")
+    assert answer.question.startswith("<script>")  # kept verbatim; renderers escape it
+
+
+def test_a_question_about_a_vote_needs_a_passage_that_records_one():
+    from bot.engine.answer import answer_type_present
+
+    vote = "How did members vote on the LEVI amendment?"
+    assert not answer_type_present(vote, "The amendment proposes to top-up the LEVI grant.")
+    assert answer_type_present(vote, "The amendment was lost. For (12) Against (45) Abstain (3)")
+    assert answer_type_present(vote, "Members voted unanimously to note the report.")
+
+
+def test_a_how_many_question_needs_a_figure():
+    from bot.engine.answer import answer_type_present
+
+    assert not answer_type_present("How many children are home educated?", "Numbers rose.")
+    assert answer_type_present("How many children are home educated?", "There were 2,403.")
+    assert answer_type_present("What did Cabinet decide?", "Cabinet agreed the plan.")

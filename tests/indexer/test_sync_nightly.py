@@ -1,0 +1,150 @@
+"""`clerk sync` and `clerk nightly`: exit statuses, the lock, incremental indexing, live reload."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import date
+
+import pytest
+from sync_support import settings_fixture, site_fixture  # noqa: F401 - fixtures
+
+from bot.cli.main import main
+from bot.engine.answer import Answerer
+from bot.requests.service import index_roots
+from indexer.errors import LockedError
+from indexer.nightly import EXIT_LOCKED, nightly, nightly_lock
+
+VAPES = "How many disposable vapes are thrown away each week in the UK?"
+NEW_PAPER = "Green Independents Group - MTLD - 13 March.pdf"
+
+
+@pytest.fixture
+def env(monkeypatch, settings):
+    monkeypatch.setenv("CLERK_HOME", str(settings.home))
+    monkeypatch.setenv("CLERK_CORPUS", str(settings.index.corpus))
+    monkeypatch.setenv("CLERK_SYNC_DELAY", "0")
+    monkeypatch.setenv("CLERK_SYNC_RETRIES", "1")
+    monkeypatch.setenv("CLERK_USER_AGENT", settings.sync.user_agent)
+
+
+def cli_sync(site, *extra) -> list[str]:
+    return ["sync", "moderngov", "--site", site.base_url, "--since", "2025-01-01", *extra]
+
+
+def test_cli_sync_all_good_is_0_with_a_json_summary(env, site, capsys):
+    assert main(cli_sync(site, "--council", "Kent County Council", "--json")) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == 0 and report["downloaded"] == 7 and report["failures"] == []
+    assert report["council"] == "Kent County Council"
+
+
+def test_cli_sync_committee_option_limits_the_sync(env, site, capsys):
+    assert main(cli_sync(site, "--committee", "112")) == 0
+    assert "1 committees" in capsys.readouterr().out
+    assert {r.query.get("lcommitteeid") for r in site.requests_to("GetMeetings")} == {"112"}
+    assert site.requests_to("GetCommittees") == []
+
+
+def test_cli_sync_some_documents_failed_is_1(env, site, capsys):
+    site.quirks.truncated.add(50012)
+    assert main(cli_sync(site)) == 1
+    out = capsys.readouterr().out
+    assert "6 documents downloaded" in out and "truncated PDF" in out and "ID=50012" in out
+
+
+def test_cli_sync_site_unusable_is_2(env, site, monkeypatch, capsys):
+    monkeypatch.setenv("CLERK_USER_AGENT", "python-requests/2.32")
+    assert main(cli_sync(site)) == 2
+    assert "could not sync" in capsys.readouterr().out
+
+
+def test_nightly_without_sites_is_2(env, capsys):
+    assert main(["nightly"]) == 2
+    assert "CLERK_MODERNGOV_SITES" in capsys.readouterr().err
+
+
+def test_a_second_run_is_refused_while_the_lock_is_held(env, settings, site, capsys):
+    with nightly_lock(settings.index):
+        assert main(["nightly", "--site", site.base_url]) == EXIT_LOCKED
+        assert main(cli_sync(site)) == EXIT_LOCKED
+    err = capsys.readouterr().err
+    assert "another nightly or sync run is in progress" in err
+    assert site.log == []  # the refused runs asked the site nothing
+    with nightly_lock(settings.index):  # released: the next run gets it
+        pass
+
+
+@pytest.mark.slow
+def test_nightly_indexes_only_the_new_meeting_and_the_running_bot_answers_from_it(
+    settings, site, embedder, monkeypatch, capsys
+):
+    # 1. first night: everything published so far is synced and indexed
+    first = nightly(
+        settings.index,
+        settings.sync,
+        [site.base_url],
+        index_roots(settings),
+        embedder,
+        today=date(2025, 3, 10),
+    )
+    assert first.status == 0, first.to_dict()
+    assert first.index.published and first.index.added == 14 and not first.index.failed
+
+    # 2. the bot is running; the vapes motion is not published yet
+    answerer = Answerer.from_settings(settings, embedder=embedder)
+    before = answerer.answer(VAPES)
+    assert not any(c.source.endswith(NEW_PAPER) for c in before.citations + before.nearest)
+    assert not before.answered
+
+    # 3. a second nightly run starts; while it syncs (slowly) another one is refused
+    site.publish_meeting(9902)
+    site.quirks.slow.add("GetCommittees")
+    site.quirks.slow_seconds = 0.5
+    result = {}
+    runner = threading.Thread(
+        target=lambda: result.update(
+            report=nightly(
+                settings.index,
+                settings.sync,
+                [site.base_url],
+                index_roots(settings),
+                embedder,
+                today=date(2025, 3, 20),
+            )
+        )
+    )
+    runner.start()
+    deadline = time.monotonic() + 5
+    while not (settings.home / "nightly.lock").read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(LockedError):
+        nightly(settings.index, settings.sync, [site.base_url], index_roots(settings), embedder)
+    runner.join(60)
+    second = result["report"]
+
+    # only the new meeting was fetched and indexed
+    [summary] = second.sites
+    assert (summary.new_meetings, summary.downloaded, summary.items_written) == (1, 2, 1)
+    assert second.index.added == 3 and second.index.unchanged == 14
+    assert second.status == 0
+
+    # 4. the same Answerer, never rebuilt, answers from the new paper with its published URL
+    after = answerer.answer(VAPES)
+    assert after.answered, after.to_dict()
+    top = after.citations[0]
+    assert top.source.endswith(NEW_PAPER) and top.meeting_date == "2025-03-13"
+    assert top.url.startswith(f"{site.base_url}/mgConvert2PDF.aspx?ID=50041")  # + #page=N
+    assert "8 million" in top.quote
+
+    # 5. a third night finds nothing new and publishes nothing
+    third = nightly(
+        settings.index,
+        settings.sync,
+        [site.base_url],
+        index_roots(settings),
+        embedder,
+        today=date(2025, 3, 21),
+    )
+    assert third.sites[0].downloaded == 0 and not third.index.published
