@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -67,6 +67,10 @@ class _Plan:
     )
     failed: list[dict] = field(default_factory=list)
     changed: bool = False
+    # Papers with the same text under different bytes (a re-saved PDF, minutes filed again in the
+    # next meeting's folder) are one source: text signature -> the document kept for it.
+    texts: dict[str, str] = field(default_factory=dict)
+    old_texts: dict[str, str] = field(default_factory=dict)  # doc_id -> signature, last build
 
 
 def refresh(
@@ -117,7 +121,7 @@ def _plan(
     settings: IndexSettings,
     progress: Progress | None,
 ) -> _Plan:
-    plan = _Plan()
+    plan = _Plan(old_texts=_text_signatures(previous))
     old_files = {(f.root, f.source): f for f in previous.files} if previous else {}
     old_docs = previous.documents if previous else {}
     found = [(root.resolve(), item) for root in roots for item in _discover_root(root)]
@@ -167,6 +171,13 @@ def _plan_paper(
         plan.files.append(replace(stat_row, status="failed", reason=old.reason))
         plan.changed |= not same_stat
         return
+    kept_copy = old is not None and old.status == "duplicate" and old.doc_id in plan.documents
+    if kept_copy and old is not None and old.sha256 == digest:
+        # a copy of a paper kept this run, unchanged: not read again
+        plan.counts["duplicates"] += 1
+        plan.files.append(replace(stat_row, doc_id=old.doc_id, status="duplicate"))
+        plan.changed |= not same_stat
+        return
     doc_id = digest[:20]
     if doc_id in plan.documents or doc_id in plan.new_chunks:
         plan.counts["duplicates"] += 1
@@ -178,6 +189,8 @@ def _plan_paper(
         # Same bytes as before: keep its chunks and vectors; metadata may still have moved on.
         plan.documents[doc_id] = replace(document, pages=old_docs[doc_id].pages)
         plan.files.append(replace(stat_row, doc_id=doc_id))
+        if doc_id in plan.old_texts:
+            plan.texts.setdefault(plan.old_texts[doc_id], doc_id)
         unchanged = (
             old is not None and old.doc_id == doc_id and old_docs[doc_id] == plan.documents[doc_id]
         )
@@ -200,6 +213,12 @@ def _read_new_paper(plan, key, paper, document, stat_row, old, settings) -> None
         return
     doc_id = document.doc_id
     chunks = chunk_pages(doc_id, paper.title, pages, settings.chunk_words)
+    signature = text_signature(c.text for c in chunks)
+    if signature in plan.texts:  # same text as a paper already kept: one source, two places
+        plan.counts["duplicates"] += 1
+        plan.files.append(replace(stat_row, doc_id=plan.texts[signature], status="duplicate"))
+        return
+    plan.texts[signature] = doc_id
     plan.new_chunks[doc_id] = [
         ChunkRow(c.chunk_id, doc_id, c.page, c.heading, c.text) for c in chunks
     ]
@@ -276,6 +295,24 @@ def _summary(plan: _Plan, contents: BuildContents | None, published: bool) -> In
         failed=tuple(plan.failed),
         published=published,
     )
+
+
+def text_signature(texts: Iterable[str]) -> str:
+    """What two copies of one paper share whatever their bytes or page offsets: their passages."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(" ".join(text.split()).encode("utf-8") + b"\x00")
+    return digest.hexdigest()
+
+
+def _text_signatures(previous: BuildContents | None) -> dict[str, str]:
+    """doc_id -> text signature for every document of the last build."""
+    if previous is None:
+        return {}
+    texts: dict[str, list[str]] = {}
+    for chunk in previous.chunks:
+        texts.setdefault(chunk.doc_id, []).append(chunk.text)
+    return {doc_id: text_signature(parts) for doc_id, parts in texts.items()}
 
 
 def _sha256(path: Path) -> str:

@@ -112,6 +112,14 @@ class BuildContents:
     vectors: np.ndarray
     files: list[FileRow]
 
+    def places(self, doc_id: str) -> list[str]:
+        """Every file (source path) where this document is published, copies included."""
+        return [f.source for f in self.files if f.doc_id == doc_id]
+
+    def doc_of(self, source: str) -> str | None:
+        """The document a file was indexed as (itself or the copy it duplicates)."""
+        return next((f.doc_id for f in self.files if f.source == source), None)
+
 
 def build_dir_of(index_link: Path) -> Path | None:
     """The build directory the index link points at, or None before the first publish."""

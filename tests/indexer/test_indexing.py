@@ -64,6 +64,27 @@ def test_changed_deleted_and_copied_files(settings, corpus, embedder):
     assert len(read_build(settings.index.index_dir).documents) == 1
 
 
+def test_a_paper_saved_again_with_other_bytes_is_one_source(settings, corpus, embedder):
+    levi = corpus / LEVI
+    resaved = levi.parent.parent / "2025-03-13" / "Minutes of Previous Meeting.pdf"
+    resaved.parent.mkdir()
+    shutil.copy2(levi.parent / "meeting.json", resaved.parent / "meeting.json")
+    writer = pypdf.PdfWriter(clone_from=levi)
+    writer.add_metadata({"/Title": "Re-published"})
+    writer.write(resaved)
+    assert resaved.read_bytes() != levi.read_bytes()
+
+    first = refresh(settings.index, [corpus], embedder)
+    assert (first.added, first.duplicates) == (2, 1)
+    contents = read_build(settings.index.index_dir)
+    assert len(contents.documents) == 2  # the LEVI amendment once, and the Bradford page
+    places = set(contents.places(contents.doc_of(LEVI) or ""))
+    assert places == {LEVI, resaved.relative_to(corpus).as_posix()}  # both places are known
+
+    again = refresh(settings.index, [corpus], embedder)
+    assert (again.duplicates, again.published) == (1, False)  # the copy is not read again
+
+
 def _write_bad_papers(folder):
     folder.mkdir(parents=True)
     (folder / "meeting.json").write_text(
