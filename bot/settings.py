@@ -31,11 +31,12 @@ class Security(enum.Enum):
 class EngineSettings(SettingsGroup):
     """When Clerk answers, and what it accepts as a question."""
 
-    answer_threshold: float = setting(
-        0.69,
+    answer_threshold: float | None = setting(
+        None,
         "CLERK_ANSWER_THRESHOLD",
-        "Support score (0-1) a passage needs before Clerk answers from it. The default is what "
-        "`clerk eval eval/questions.jsonl --calibrate` chose on the shared corpus (2026-11-25).",
+        "Chance (0-1) that the best passage answers before Clerk answers from it. Unset: the "
+        "threshold `clerk eval --fit` chose by cross-validation on the dev set "
+        "(bot/engine/combiner.json). Higher: fewer wrong answers, more questions for officers.",
     )
     max_question_chars: int = setting(
         2000, "CLERK_MAX_QUESTION_CHARS", "Longest question accepted, in characters."

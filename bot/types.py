@@ -45,22 +45,34 @@ class Citation:
         )
 
 
+# The three kinds of reply.
+ANSWERED = "answered"  # the fact first, quoted and cited
+DISCUSSED = "discussed"  # the papers discuss the topic but not the asked fact: nearest shown
+NOT_FOUND = "not_found"  # not in the papers
+
+
 @dataclass(frozen=True)
 class Answer:
-    """Clerk's reply to one question. `answered` is the decision; the text never decides it."""
+    """Clerk's reply to one question. `kind` is the decision; the text never decides it."""
 
     question: str
-    answered: bool
+    answered: bool  # True only for kind ANSWERED
     text: str
     citations: tuple[Citation, ...] = ()
     # when not answered: the closest passages found, shown to officers, never as an answer
     nearest: tuple[Citation, ...] = ()
+    kind: str = NOT_FOUND
+    confidence: float = 0.0  # the combiner's chance that the best passage answers
+    request_id: int | None = None  # the follow-up request logged for officers, if any
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "answered": self.answered,
+            "kind": self.kind,
+            "confidence": self.confidence,
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "nearest": [c.to_dict() for c in self.nearest],
+            **({"request_id": self.request_id} if self.request_id is not None else {}),
         }

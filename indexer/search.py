@@ -47,6 +47,7 @@ class LoadedIndex:
     _document_terms: dict[str, frozenset[str]] = field(default_factory=dict)
     _terms_by_chunk: sparse.csr_matrix | None = None
     _term_names: list[str] = field(default_factory=list)
+    _row_of: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, index_link: Path, expected: Params | None = None) -> LoadedIndex:
@@ -84,6 +85,25 @@ class LoadedIndex:
             cached = frozenset(self._term_names[i] for i in ids)
             self._document_terms[doc_id] = cached
         return cached
+
+    def around(self, chunk_id: str) -> str:
+        """A passage with its neighbours on the same page: a fact cut off by a chunk boundary
+        (a table row, the second half of a form) is read whole."""
+        if not self._row_of:
+            self._row_of = {c.chunk_id: row for row, c in enumerate(self.contents.chunks)}
+        row = self._row_of.get(chunk_id)
+        if row is None:
+            return ""
+        chunks = self.contents.chunks
+        here = chunks[row]
+        parts = [
+            chunks[r].text
+            for r in (row - 1, row, row + 1)
+            if 0 <= r < len(chunks)
+            and chunks[r].doc_id == here.doc_id
+            and chunks[r].page == here.page
+        ]
+        return "\n".join(parts)
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Boolean mask of chunks the filters admit, or None for all."""

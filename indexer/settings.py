@@ -66,6 +66,8 @@ class SettingsGroup:
             value = getattr(self, f.name)
             if f.metadata["secret"]:
                 shown = "set" if value else "unset"
+            elif value is None:
+                shown = ""
             elif isinstance(value, tuple):
                 shown = ",".join(value)
             elif isinstance(value, enum.Enum):

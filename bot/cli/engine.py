@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
-from indexer.errors import IndexMissingError
+from indexer.errors import ClerkError, IndexMissingError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,12 +25,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     status.set_defaults(run=run_status)
 
-    evaluate = sub.add_parser("eval", help="retrieval and abstention figures on a question set")
-    evaluate.add_argument("file", type=Path, help="question set (.jsonl)")
+    evaluate = sub.add_parser(
+        "eval", help="what users would see on question sets: outcomes per kind, risk-coverage"
+    )
+    evaluate.add_argument("files", nargs="+", type=Path, help="question sets (.jsonl)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--baselines", action="store_true", help="also BM25-only and dense-only")
+    evaluate.add_argument("--plot", type=Path, help="write the risk-coverage curves here (SVG)")
     evaluate.add_argument(
-        "--calibrate", action="store_true", help="print the answer threshold that fits the set best"
+        "--fit",
+        action="store_true",
+        help="fit the combiner on these (dev) questions and save bot/engine/combiner.json; "
+        "never give it the frozen test set",
     )
     evaluate.set_defaults(run=run_eval)
 
@@ -98,14 +104,24 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.engine import evaluate
     from bot.engine.answer import Answerer
-    from bot.engine.evaluate import calibrate, evaluate, load_questions, render_report
 
-    questions = load_questions(args.file)
+    questions = [q for path in args.files for q in evaluate.load_questions(path)]
     answerer = Answerer.from_settings(settings)
+    reports: dict = {}
+    if args.fit:
+        if any("test" in path.parts for path in args.files):
+            raise ClerkError("refusing to fit on the frozen test set (eval/test/)")
+        fitted = evaluate.fit(answerer, questions, " ".join(str(p) for p in args.files))
+        fitted["combiner"].save()
+        answerer = Answerer(settings, answerer.searcher, fitted["combiner"])
+        reports["fit"] = {"saved": True, **fitted["cross_validated"]}
     modes = ["hybrid", "bm25", "dense"] if args.baselines else ["hybrid"]
-    reports = {mode: evaluate(answerer, questions, mode) for mode in modes}
-    if args.calibrate:
-        reports["calibration"] = calibrate(answerer, questions)
-    print(json.dumps(reports, indent=2) if args.json else render_report(reports))
+    for mode in modes:
+        reports[mode] = evaluate.summarise(evaluate.run(answerer, questions, mode))
+    if args.plot:
+        curves = {mode: reports[mode]["risk_coverage"] for mode in modes}
+        args.plot.write_text(evaluate.risk_coverage_svg(curves), encoding="utf-8")
+    print(json.dumps(reports, indent=2) if args.json else evaluate.render_report(reports))
     return 0

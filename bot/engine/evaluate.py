@@ -1,19 +1,46 @@
-"""Measure retrieval and abstention on a question set with expected sources.
+"""Measure what users see, and fit the combiner on the dev set.
 
 A question set is JSON lines: {"id", "question", "answerable", "expected": [{"source", "page"}],
-"answer_contains": [...], "kind", "filters": {...}}. Expected sources are matched by document
-content, so a byte-identical copy under another name counts as the same paper.
+"answer_contains": [...], "kind", "filters": {...}} (see eval/README.md). Each question ends as
+one of four outcomes:
+
+- fully right: answered, the right paper cited first, and every `answer_contains` string in the
+  answer text itself (what a councillor reads first);
+- wrong answer: answered, but not fully right (for an unanswerable question, any answer);
+- false decline: an answerable question declined;
+- right decline: an unanswerable question declined (as "discussed" or "not in the papers").
+
+Expected sources are matched by document, so a copy of the paper under another name counts.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import random
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.engine.answer import Answerer, Support, clean_question
+import numpy as np
+
+from bot.engine.answer import Answerer, Judged, clean_question
+from bot.engine.combiner import (
+    Combiner,
+    best_answer_threshold,
+    best_separation,
+    fit_logistic,
+)
+from bot.engine.features import FEATURES
+from bot.types import Answer
 from indexer.errors import ClerkError
 from indexer.types import SearchFilters
+
+FULLY_RIGHT, WRONG, FALSE_DECLINE, RIGHT_DECLINE = (
+    "fully_right", "wrong_answer", "false_decline", "right_decline",
+)  # fmt: skip
+OUTCOMES = (FULLY_RIGHT, WRONG, FALSE_DECLINE, RIGHT_DECLINE)
+FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -27,14 +54,17 @@ class Question:
     filters: SearchFilters | None = None
 
 
-@dataclass
-class Outcome:
+@dataclass(frozen=True)
+class Trial:
+    """One question put to the engine: the passages weighed, the reply, and how it went."""
+
     question: Question
-    rank: int | None  # 1-based rank of the first expected passage among the top 5
-    best_score: float
-    answered: bool = False
-    contains_ok: bool | None = None
-    extra: dict = field(default_factory=dict)
+    judged: tuple[Judged, ...]
+    answer: Answer
+    outcome: str
+    rank: int | None  # 1-based rank of the first passage that answers, in the order weighed
+    retrieval_rank: int | None  # the same in plain retrieval order
+    right_if_answered: bool  # whether answering from the best passage would be fully right
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -61,132 +91,273 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def evaluate(answerer: Answerer, questions: list[Question], mode: str = "hybrid") -> dict:
-    """Hit-rate at 1/3/5, MRR, and abstention precision/recall for one retrieval mode."""
-    outcomes = [_run(answerer, q, mode) for q in questions]
-    threshold = answerer.settings.engine.answer_threshold
-    for outcome in outcomes:
-        outcome.answered = outcome.best_score >= threshold
-    return summarise(outcomes) | {"mode": mode, "threshold": threshold}
+# ---- running questions ---------------------------------------------------------------------
 
 
-def _run(answerer: Answerer, question: Question, mode: str) -> Outcome:
+def run(answerer: Answerer, questions: list[Question], mode: str = "hybrid") -> list[Trial]:
+    return [trial(answerer, q, mode) for q in questions]
+
+
+def trial(answerer: Answerer, question: Question, mode: str = "hybrid") -> Trial:
     text = clean_question(question.question, answerer.settings.engine.max_question_chars)
-    supports = answerer.assess(text, question.filters, mode)
-    by_source = _doc_ids(answerer)
-    wanted = {(by_source.get(src, src), page) for src, page in question.expected}
-    rank = next((i for i, s in enumerate(supports, 1) if _matches(s, wanted)), None)
-    strongest = max(supports, key=lambda s: s.score, default=None)
-    best = strongest.score if strongest else 0.0
-    contains_ok = None
-    if question.answer_contains and strongest:
-        top = strongest.hit.text.casefold()  # the passage the answer is composed from
-        contains_ok = all(
-            " ".join(c.split()).casefold() in " ".join(top.split())
-            for c in question.answer_contains
-        )
-    return Outcome(question, rank, best, contains_ok=contains_ok)
+    judged = answerer.assess(text, question.filters, mode)
+    answer = answerer.decide(text, judged)
+    wanted = _wanted(answerer, question)
+    retrieval = sorted(judged, key=lambda j: -j.evidence.values["rank"])
+    right_if_answered = bool(judged) and _fully_right(question, wanted, answerer, judged)
+    return Trial(
+        question=question,
+        judged=tuple(judged),
+        answer=answer,
+        outcome=_outcome(question, answer, right_if_answered),
+        rank=_first(judged, question, wanted),
+        retrieval_rank=_first(retrieval, question, wanted),
+        right_if_answered=right_if_answered,
+    )
 
 
-def _matches(support: Support, wanted: set) -> bool:
-    hit = support.hit
-    return (hit.doc_id, hit.page) in wanted or (hit.doc_id, None) in wanted
+def _wanted(answerer: Answerer, question: Question) -> set[tuple[str, int | None]]:
+    """Expected (document, page) pairs, copies of a paper resolved to the document indexed."""
+    contents = answerer.searcher.index.contents
+    return {(contents.doc_of(src) or src, page) for src, page in question.expected}
 
 
-def _doc_ids(answerer: Answerer) -> dict[str, str]:
-    """Indexed file source -> document id, duplicates included."""
-    files = answerer.searcher.index.contents.files
-    return {f.source: f.doc_id for f in files if f.doc_id}
+def answers(judged: Judged, question: Question, wanted: set) -> bool:
+    """Whether a passage answers: on an expected page, holding every expected string."""
+    hit = judged.hit
+    on_page = (hit.doc_id, hit.page) in wanted or (hit.doc_id, None) in wanted
+    return on_page and _holds(judged.evidence.text, question.answer_contains)
 
 
-def summarise(outcomes: list[Outcome]) -> dict:
-    answerable = [o for o in outcomes if o.question.answerable]
-    unanswerable = [o for o in outcomes if not o.question.answerable]
-    declined = [o for o in outcomes if not o.answered]
-    correct_declines = [o for o in declined if not o.question.answerable]
+def _fully_right(question: Question, wanted: set, answerer: Answerer, judged: list[Judged]) -> bool:
+    """Answering from the best passage: the right paper first and the fact in the answer text."""
+    if not question.answerable:
+        return False
+    best = judged[0]
+    right_paper = any(best.hit.doc_id == doc for doc, _ in wanted)
+    text = answerer.decide(question.question, [replace(best, chance=1.0)]).text
+    return right_paper and _holds(text, question.answer_contains)
 
-    def rate(items, pred) -> float:
-        return round(sum(1 for o in items if pred(o)) / len(items), 3) if items else 0.0
 
-    checked = [o for o in answerable if o.contains_ok is not None and o.answered]
+def _holds(text: str, strings: Iterable[str]) -> bool:
+    folded = " ".join(text.split()).casefold()
+    return all(" ".join(s.split()).casefold() in folded for s in strings)
+
+
+def _outcome(question: Question, answer: Answer, right_if_answered: bool) -> str:
+    if question.answerable:
+        if not answer.answered:
+            return FALSE_DECLINE
+        return FULLY_RIGHT if right_if_answered else WRONG
+    return WRONG if answer.answered else RIGHT_DECLINE
+
+
+def _first(judged: Iterable[Judged], question: Question, wanted: set) -> int | None:
+    return next((i for i, j in enumerate(judged, 1) if answers(j, question, wanted)), None)
+
+
+# ---- figures -------------------------------------------------------------------------------
+
+
+def summarise(trials: list[Trial]) -> dict:
+    """Outcomes overall and per question kind, retrieval figures, the risk-coverage curve."""
+    answerable = [t for t in trials if t.question.answerable]
+    unanswerable = [t for t in trials if not t.question.answerable]
+    near = [t for t in unanswerable if t.question.kind == "near_miss"]
+    off = [t for t in unanswerable if t.question.kind == "off_topic"]
+
+    def share(items: list[Trial], pred) -> float:
+        return round(sum(1 for t in items if pred(t)) / len(items), 3) if items else 0.0
+
+    def hit_at(k: int, attribute: str) -> float:
+        return share(answerable, lambda t: (getattr(t, attribute) or 99) <= k)
+
     return {
-        "questions": len(outcomes),
+        "questions": len(trials),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "hit@1": rate(answerable, lambda o: o.rank is not None and o.rank <= 1),
-        "hit@3": rate(answerable, lambda o: o.rank is not None and o.rank <= 3),
-        "hit@5": rate(answerable, lambda o: o.rank is not None and o.rank <= 5),
-        "mrr": round(sum(1 / o.rank for o in answerable if o.rank) / max(1, len(answerable)), 3),
-        "answered_rate_answerable": rate(answerable, lambda o: o.answered),
-        "declined_rate_unanswerable": rate(unanswerable, lambda o: not o.answered),
-        "abstention_precision": round(len(correct_declines) / len(declined), 3)
-        if declined
-        else 0.0,
-        "abstention_recall": rate(unanswerable, lambda o: not o.answered),
-        "answer_contains_rate": rate(checked, lambda o: o.contains_ok),
-        "misses": [o.question.qid for o in answerable if not o.rank],
-        "wrongly_declined": [o.question.qid for o in answerable if not o.answered],
-        "wrongly_answered": [o.question.qid for o in unanswerable if o.answered],
+        "fully_right_of_answerable": share(answerable, lambda t: t.outcome == FULLY_RIGHT),
+        "wrong_answers_of_all": share(trials, lambda t: t.outcome == WRONG),
+        "declined_of_answerable": share(answerable, lambda t: t.outcome == FALSE_DECLINE),
+        "near_misses_declined": share(near, lambda t: not t.answer.answered),
+        "off_topic_declined": share(off, lambda t: not t.answer.answered),
+        "unanswerable_shown_as_discussed": share(
+            unanswerable, lambda t: t.answer.kind == "discussed"
+        ),
+        "hit@1": hit_at(1, "rank"),
+        "hit@3": hit_at(3, "rank"),
+        "hit@5": hit_at(5, "rank"),
+        "retrieval_hit@1": hit_at(1, "retrieval_rank"),
+        "retrieval_hit@3": hit_at(3, "retrieval_rank"),
+        "mrr": round(sum(1 / t.rank for t in answerable if t.rank) / max(1, len(answerable)), 3),
+        "by_kind": by_kind(trials),
+        "risk_coverage": risk_coverage(trials),
+        "wrong": [t.question.qid for t in trials if t.outcome == WRONG],
+        "false_declines": [t.question.qid for t in trials if t.outcome == FALSE_DECLINE],
     }
 
 
-def calibrate(answerer: Answerer, questions: list[Question]) -> dict:
-    """The threshold that best separates answerable from unanswerable questions on this set.
+def by_kind(trials: list[Trial]) -> dict[str, dict[str, int]]:
+    table: dict[str, Counter] = {}
+    for t in trials:
+        table.setdefault(t.question.kind or "-", Counter())[t.outcome] += 1
+    return {kind: {o: counts[o] for o in OUTCOMES} for kind, counts in sorted(table.items())}
 
-    Chooses the threshold maximising the worse of the two rates (answered-when-answerable,
-    declined-when-unanswerable), placed midway between neighbouring scores; leave-one-out
-    accuracy shows how much of that fit would carry to unseen questions.
+
+def risk_coverage(trials: list[Trial], points: int = 11) -> list[dict]:
+    """Wrong answers (share of all questions) against answered share, as the threshold moves."""
+    chances = sorted({_best_chance(t) for t in trials})
+    picks = sorted({chances[round(i * (len(chances) - 1) / (points - 1))] for i in range(points)})
+    rows = []
+    for cut in picks if chances else []:
+        answered = [t for t in trials if _best_chance(t) >= cut]
+        wrong = [t for t in answered if not t.right_if_answered]
+        rows.append(
+            {
+                "threshold": round(cut, 4),
+                "answered": round(len(answered) / len(trials), 3),
+                "wrong": round(len(wrong) / len(trials), 3),
+                "fully_right": round((len(answered) - len(wrong)) / len(trials), 3),
+            }
+        )
+    return rows
+
+
+def _best_chance(t: Trial) -> float:
+    return t.judged[0].chance if t.judged else 0.0
+
+
+# ---- fitting the combiner on the dev set ---------------------------------------------------
+
+
+def fit(answerer: Answerer, questions: list[Question], source: str, seed: int = 7) -> dict:
+    """Fit the combiner's weights and thresholds on dev questions, by cross-validation.
+
+    Passages are labelled by whether they answer (expected page, expected strings). Five folds
+    of questions give every question a chance from a model that never saw it; the thresholds
+    are chosen on those out-of-fold chances, then the weights are refitted on all questions.
     """
-    outcomes = [_run(answerer, q, "hybrid") for q in questions]
-    scored = [(o.best_score, o.question.answerable) for o in outcomes]
-    best = _best_threshold(scored)
-    held_out = 0
-    for i, (score, answerable) in enumerate(scored):
-        threshold = _best_threshold(scored[:i] + scored[i + 1 :])["threshold"]
-        held_out += (score >= threshold) == answerable
-    return best | {"leave_one_out_accuracy": round(held_out / max(1, len(scored)), 3)}
-
-
-def _best_threshold(scored: list[tuple[float, bool]]) -> dict:
-    values = sorted({s for s, _ in scored})
-    candidates = [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)] or values
-    pos = [s for s, a in scored if a]
-    neg = [s for s, a in scored if not a]
-
-    def fitness(t: float) -> tuple[float, float]:
-        answered = sum(s >= t for s in pos) / max(1, len(pos))
-        declined = sum(s < t for s in neg) / max(1, len(neg))
-        return (min(answered, declined), answered + declined)
-
-    threshold = max(candidates, key=fitness)
-    answered = sum(s >= threshold for s in pos) / max(1, len(pos))
-    declined = sum(s < threshold for s in neg) / max(1, len(neg))
+    prepared = [_prepare(answerer, q) for q in questions]
+    order = list(range(len(prepared)))
+    random.Random(seed).shuffle(order)
+    folds = [order[i::FOLDS] for i in range(FOLDS)]
+    held_out: list[tuple[float, bool]] = []
+    topical: dict[str, list[float]] = {"near_miss": [], "off_topic": []}
+    for fold in folds:
+        inside = set(fold)
+        weights, bias = _fit([p for i, p in enumerate(prepared) if i not in inside])
+        for i in fold:
+            question, x, _, right, dense = prepared[i]
+            if len(x):
+                chances = 1 / (1 + np.exp(-(x @ weights + bias)))
+                best = int(np.argmax(chances))
+                held_out.append((float(chances[best]), bool(right[best])))
+            if question.kind in topical:
+                topical[question.kind].append(dense)
+    weights, bias = _fit(prepared)
+    combiner = Combiner(
+        weights={name: round(float(w), 4) for name, w in zip(FEATURES, weights, strict=True)},
+        bias=round(bias, 4),
+        answer_threshold=round(best_answer_threshold(held_out, len(prepared)), 4),
+        discussed_threshold=round(best_separation(topical["near_miss"], topical["off_topic"]), 4),
+        fitted_on=source,
+    )
+    wrong = sum(1 for c, r in held_out if c >= combiner.answer_threshold and not r)
+    right = sum(1 for c, r in held_out if c >= combiner.answer_threshold and r)
     return {
-        "threshold": round(threshold, 4),
-        "answered_rate": round(answered, 3),
-        "declined_rate": round(declined, 3),
+        "combiner": combiner,
+        "cross_validated": {
+            "questions": len(prepared),
+            "fully_right_of_all": round(right / max(1, len(prepared)), 3),
+            "wrong_answers_of_all": round(wrong / max(1, len(prepared)), 3),
+        },
     }
+
+
+def _prepare(answerer: Answerer, question: Question):
+    """(question, features per passage, passage answers?, answering from it right?, topicality)"""
+    text = clean_question(question.question, answerer.settings.engine.max_question_chars)
+    judged = answerer.assess(text, question.filters)
+    wanted = _wanted(answerer, question)
+    x = np.array([j.evidence.vector() for j in judged], dtype=float).reshape(-1, len(FEATURES))
+    labels = np.array([question.answerable and answers(j, question, wanted) for j in judged])
+    right = [question.answerable and _fully_right(question, wanted, answerer, [j]) for j in judged]
+    dense = max((j.evidence.values["dense"] for j in judged), default=0.0)
+    return question, x, labels, right, dense
+
+
+def _fit(prepared) -> tuple[np.ndarray, float]:
+    x = np.vstack([p[1] for p in prepared if len(p[1])])
+    y = np.concatenate([p[2] for p in prepared if len(p[1])]).astype(float)
+    return fit_logistic(x, y)
+
+
+# ---- output --------------------------------------------------------------------------------
 
 
 def render_report(reports: dict) -> str:
     lines = []
     for name, r in reports.items():
-        if name == "calibration":
-            lines.append(
-                f"calibration: threshold {r['threshold']} answers {r['answered_rate']:.0%} of "
-                f"answerable, declines {r['declined_rate']:.0%} of unanswerable; "
-                f"leave-one-out accuracy {r['leave_one_out_accuracy']:.0%}"
-            )
+        if name == "fit":
+            lines.append(f"fit: {json.dumps(r)}")
             continue
         lines.append(
-            f"{name:7} hit@1 {r['hit@1']:.3f}  hit@3 {r['hit@3']:.3f}  hit@5 {r['hit@5']:.3f}  "
-            f"MRR {r['mrr']:.3f}  answered {r['answered_rate_answerable']:.0%} of "
-            f"{r['answerable']} answerable, declined {r['declined_rate_unanswerable']:.0%} of "
-            f"{r['unanswerable']} unanswerable (abstention precision "
-            f"{r['abstention_precision']:.2f}, recall {r['abstention_recall']:.2f}); "
-            f"answer text right {r['answer_contains_rate']:.0%}"
+            f"{name}: {r['questions']} questions ({r['answerable']} answerable). "
+            f"Fully right {r['fully_right_of_answerable']:.1%} of answerable; wrong answers "
+            f"{r['wrong_answers_of_all']:.1%} of all; declined {r['declined_of_answerable']:.1%} "
+            f"of answerable; near-misses declined {r['near_misses_declined']:.1%}; off-topic "
+            f"declined {r['off_topic_declined']:.1%}. Ranked hit@1 {r['hit@1']:.3f} hit@3 "
+            f"{r['hit@3']:.3f} hit@5 {r['hit@5']:.3f} MRR {r['mrr']:.3f} (retrieval order "
+            f"hit@1 {r['retrieval_hit@1']:.3f} hit@3 {r['retrieval_hit@3']:.3f})"
         )
-        for key in ("misses", "wrongly_declined", "wrongly_answered"):
-            if r[key]:
-                lines.append(f"        {key}: {' '.join(r[key])}")
+        lines.append(f"  {'kind':16}" + "".join(f"{o:>15}" for o in OUTCOMES))
+        for kind, counts in r["by_kind"].items():
+            lines.append(f"  {kind:16}" + "".join(f"{counts[o]:>15}" for o in OUTCOMES))
+        lines.append("  risk-coverage:  threshold  answered  wrong  fully right (shares of all)")
+        for row in r["risk_coverage"]:
+            lines.append(
+                f"  {'':14}{row['threshold']:>9.3f}{row['answered']:>10.3f}{row['wrong']:>7.3f}"
+                f"{row['fully_right']:>13.3f}"
+            )
     return "\n".join(lines)
+
+
+def risk_coverage_svg(curves: dict[str, list[dict]], width: int = 480, height: int = 320) -> str:
+    """The risk-coverage curves as a small SVG plot (answered share -> wrong-answer share)."""
+    pad = 48
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+
+    def xy(row: dict) -> tuple[float, float]:
+        x = pad + row["answered"] * (width - 2 * pad)
+        y = height - pad - min(1.0, row["wrong"] / 0.5) * (height - 2 * pad)
+        return round(x, 1), round(y, 1)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="black"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle">answered share of all '
+        "questions</text>",
+        f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" '
+        'text-anchor="middle">wrong answers, share of all (0 to 0.5)</text>',
+    ]
+    for i, (name, rows) in enumerate(curves.items()):
+        colour = colours[i % len(colours)]
+        points = " ".join(f"{x},{y}" for x, y in (xy(r) for r in sorted(rows, key=_answered)))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
+                     'stroke-width="2"/>')  # fmt: skip
+        parts.append(f'<text x="{pad + 8}" y="{pad + 14 * (i + 1)}" fill="{colour}">'
+                     f"{_xml(name)}</text>")  # fmt: skip
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def _answered(row: dict) -> float:
+    return row["answered"]
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

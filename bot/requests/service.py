@@ -30,7 +30,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,7 +80,7 @@ def handle_question(
         return answer, None
     committee = filters.committee if filters and filters.committee else _top_committee(answer)
     logged = store.log(answer.question or question, asker, answer.nearest, committee)
-    return answer, logged
+    return replace(answer, request_id=logged.request.request_id), logged
 
 
 def escalate(store: RequestStore, answer: Answer, asker: Asker) -> Logged:

@@ -16,7 +16,7 @@ from email.utils import formataddr, formatdate, make_msgid
 
 from bot.channels.email.parse import IncomingQuestion, strip_prefixes
 from bot.requests.model import Asker, InfoRequest, Logged
-from bot.types import Answer, Citation
+from bot.types import DISCUSSED, Answer, Citation
 
 SENDER_NAME = "Clerk"
 MAX_REFERENCES = 20  # keep the References header bounded on long threads
@@ -99,7 +99,7 @@ def render_answer(
     if answer.answered:
         text, body = _answered_parts(answer)
     else:
-        text, body = _unanswered_parts(incoming.question, logged)
+        text, body = _unanswered_parts(incoming.question, answer, logged)
     return _compose(envelope(thread_of(incoming), own_address), text, body)
 
 
@@ -156,8 +156,12 @@ def _answered_parts(answer: Answer) -> tuple[str, str]:
     return "\n".join(text).rstrip(), "".join(body)
 
 
-def _unanswered_parts(question: str, logged: Logged | None) -> tuple[str, str]:
-    said = "The committee papers I can search do not answer this question."
+def _unanswered_parts(question: str, answer: Answer, logged: Logged | None) -> tuple[str, str]:
+    said = (
+        answer.text
+        if answer.kind == DISCUSSED
+        else "The committee papers I can search do not answer this question."
+    )
     if logged is None:
         follow = "Officers have been told and will reply to you in this email thread."
     else:
@@ -167,12 +171,19 @@ def _unanswered_parts(question: str, logged: Logged | None) -> tuple[str, str]:
             f"I have passed it to officers as request #{number}{already}. "
             "They will reply to you in this email thread."
         )
-    text = f"{said}\n\nYou asked:\n{_indent(question)}\n\n{follow}"
-    body = (
+    text = [f"{said}\n\nYou asked:\n{_indent(question)}\n\n{follow}"]
+    body = [
         f"<p>{_e(said)}</p><p>You asked:</p><blockquote>{_lines(question)}</blockquote>"
         f"<p>{_e(follow)}</p>"
-    )
-    return text, body
+    ]
+    if answer.kind == DISCUSSED and answer.nearest:
+        text.append("\nClosest passages (they do not answer it):")
+        body.append("<p><strong>Closest passages</strong> (they do not answer it):</p><ol>")
+        for number, citation in enumerate(answer.nearest[:2], 1):
+            text.append(_citation_text(number, citation))
+            body.append(_citation_html(citation))
+        body.append("</ol>")
+    return "\n".join(text).rstrip(), "".join(body)
 
 
 def page_link(citation: Citation) -> str | None:

@@ -15,7 +15,7 @@ from datetime import date
 from urllib.parse import quote
 
 from bot.requests.model import ANSWERED, ASSIGNED, CLOSED, DECLINED, DUPLICATE, OPEN, InfoRequest
-from bot.types import Answer, Citation
+from bot.types import DISCUSSED, Answer, Citation
 
 # Block Kit limits (https://api.slack.com/reference/block-kit)
 MAX_MESSAGE_BLOCKS = 50
@@ -56,6 +56,9 @@ class SlackMessage:
 
     text: str
     blocks: list[dict]
+
+
+NOT_ANSWERED_TEXT = "I could not find an answer to this in the committee papers."
 
 
 def escape(text: str) -> str:
@@ -206,14 +209,21 @@ def _answer_message(answer: Answer, request: InfoRequest | None) -> SlackMessage
 
 
 def not_answered_message(answer: Answer, request: InfoRequest | None) -> SlackMessage:
-    """The papers do not answer: say so plainly and give the request number."""
-    text = "I could not find an answer to this in the committee papers."
+    """The papers do not answer: say so plainly (and, when they discuss the topic, show the
+    nearest passages, marked as not answering), and give the request number."""
+    said = answer.text if answer.kind == DISCUSSED else NOT_ANSWERED_TEXT
+    follow = ""
     if request is not None:
-        text += (
+        follow = (
             f" I have passed it to officers as request #{request.request_id};"
             " their answer will come back here."
         )
-    return SlackMessage(text, [section(text)])
+    blocks = [section(fit(said, MAX_SECTION_TEXT) + escape(follow))]
+    if answer.kind == DISCUSSED and answer.nearest:
+        blocks.append(context("*Closest passages* (they do not answer it):"))
+        for citation in answer.nearest[:2]:
+            blocks.extend(citation_blocks(citation))
+    return SlackMessage(fit(said + follow, MAX_FALLBACK_TEXT), blocks)
 
 
 def logged_message(request: InfoRequest, created: bool) -> SlackMessage:

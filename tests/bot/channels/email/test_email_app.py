@@ -376,7 +376,7 @@ def test_question_too_long_gets_an_explanation_not_a_request(
     assistant, dovecot, mailbox_user, smtp_server, store
 ):
     raw = eml("plain_question.eml", "<long-1@mail.kent.gov.uk>")
-    raw = raw.replace(b"What did", b"Why? " * 600 + b"What did")
+    raw = raw.replace(b"Did the", b"Why? " * 600 + b"Did the")
     dovecot.append(mailbox_user, raw)
 
     assert assistant.run_once().problems == 1

@@ -39,7 +39,7 @@ def test_plain_question_drops_greeting_sign_off_and_signature():
     assert q.sender_name == "Cllr Jane Smith"
     assert q.question == (
         "Devolution white paper\n\n"
-        "What did the County Council decide about the devolution white paper?"
+        "Did the County Council agree that Kent should join the Devolution Priority Programme?"
     )
     assert q.references == () and q.in_reply_to is None
 

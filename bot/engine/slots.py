@@ -1,0 +1,129 @@
+"""What a question asks for, and whether a sentence could be the answer: typed slot checks.
+
+A question carries constraints (figures, years, quarters, decision numbers, names and places:
+what the answer must be about) and asks for a kind of thing (a count, an amount, a date, a
+person, a recorded vote, a decision). A passage answers only if one of its sentences holds the
+asked kind of thing together with the question's subject, and the constraints hold in that
+sentence, its passage or its paper. These are checks of English grammar and of the papers' own
+conventions (how minutes record a vote or a resolution), not lists fitted to any question set;
+how much each check counts is learnt by `bot.engine.combiner` on the dev set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from indexer.lexical import tokenize
+
+COUNT, AMOUNT, DATE, PERSON, VOTE, DECISION = (
+    "count",
+    "amount",
+    "date",
+    "person",
+    "vote",
+    "decision",
+)
+
+# What the question asks for, from its grammar (first match wins: "how many voted" is a count).
+_ASKS = (
+    (COUNT, re.compile(r"^\W*how many\b|\bnumber of\b|\bhow often\b")),
+    (VOTE, re.compile(r"\bvot(e|es|ed|ing)\b")),
+    (
+        AMOUNT,
+        re.compile(
+            r"^\W*how much\b|\bhow (large|big|high|low)\b|\bby how much\b"
+            r"|^\W*(what|which)\b.*\b(cost|costs|amount|value|sum|budget|figure|price|spend"
+            r"|spending|savings?|overspend|underspend|allocation|rise|increase|reduction|cut"
+            r"|charge|deficit|surplus|balance|rate|percentage|proportion|total|funding|grant)\b"
+        ),
+    ),
+    (DATE, re.compile(r"^\W*when\b|\bwhat (date|day|year|month)\b|\bby when\b|\bdeadline\b")),
+    (PERSON, re.compile(r"^\W*who\b|\bwhich (councillors?|members?|officers?|persons?|people)\b")),
+    (
+        DECISION,
+        re.compile(
+            r"\b(decide[ds]?|decision|resolve[ds]?|resolution|agree[ds]?|approve[ds]?|adopt(ed|s)?"
+            r"|endorse[ds]?|outcome)\b"
+        ),
+    ),
+)
+
+# What a sentence holding each kind of answer looks like in committee papers.
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december"
+    "|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_HOLDS = {
+    COUNT: re.compile(
+        r"\b\d[\d,]*(\.\d+)?\b|\b(one|two|three|four|five|six|seven|eight|nine|ten"
+        r"|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen)\b"
+    ),
+    AMOUNT: re.compile(r"£\s?\d|\d\s?(%|per ?cent|m\b|bn\b|k\b|million|billion)|\d[\d,]{3,}"),
+    DATE: re.compile(
+        rf"\b\d{{1,2}}(st|nd|rd|th)?\s+({_MONTHS})\b|\b({_MONTHS})\s+(\d{{1,2}}|(19|20)\d\d)\b"
+        r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(19|20)\d\d\b"
+    ),
+    PERSON: re.compile(
+        r"\b(Mr|Mrs|Ms|Miss|Dr|Cllr|Councillor|Sir|Dame|Lord|Lady)\.?\s+[A-Z]"
+        r"|\b[A-Z][a-z]+\s+[A-Z][a-z]+(-[A-Z][a-z]+)?\b"
+    ),
+    VOTE: re.compile(
+        r"\bvot(e|es|ed|ing)\b|\b(for|against|abstain\w*)\s*[:(-]\s*\d|\bcarried\b|\blost\b"
+        r"|\bunanimous(ly)?\b|\bdefeated\b",
+        re.IGNORECASE,
+    ),
+    DECISION: re.compile(
+        r"\bRESOLVED\b|\b(resolved|agreed|approved|decided|adopted|endorsed|noted|carried)\b"
+        r"|\bdecision (was|has been) (taken|made)\b",
+        re.IGNORECASE,
+    ),
+}
+_WORD = re.compile(r"[A-Za-z][\w'’.-]*")
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+(?=[A-Z0-9(£•\"'‘“])|\s+•\s+|\n{2,}")
+
+
+@dataclass(frozen=True)
+class QuestionSlots:
+    """The typed reading of one question."""
+
+    terms: tuple[str, ...]  # content tokens (stemmed, canonical figures)
+    figures: frozenset[str]  # tokens with a digit: amounts, years, quarters, decision numbers
+    names: frozenset[str]  # capitalised words after the first: places, people, bodies
+    asks: str | None  # COUNT, AMOUNT, DATE, PERSON, VOTE, DECISION, or None
+
+    @property
+    def constraints(self) -> frozenset[str]:
+        return self.figures | self.names
+
+
+def read_question(question: str) -> QuestionSlots:
+    """Constraints and asked kind of a question."""
+    terms = tuple(dict.fromkeys(tokenize(question)))
+    figures = frozenset(t for t in terms if any(ch.isdigit() for ch in t) and _whole(t, terms))
+    words = _WORD.findall(question)
+    names = frozenset(
+        token
+        for word in words[1:]
+        if word[0].isupper() and not word.isupper() or len(word) > 1 and word.isupper()
+        for token in tokenize(word)
+    )
+    lowered = question.lower()
+    asks = next((kind for kind, pattern in _ASKS if pattern.search(lowered)), None)
+    return QuestionSlots(terms, figures, names - figures, asks)
+
+
+def _whole(token: str, terms: tuple[str, ...]) -> bool:
+    """A figure as written, not a part split from a compound ("24" from "2023-24")."""
+    return not any(token != other and token in re.split(r"[./-]", other) for other in terms)
+
+
+def holds_kind(kind: str | None, sentence: str) -> bool:
+    """Whether a sentence could state the asked kind of answer."""
+    return kind is None or bool(_HOLDS[kind].search(sentence))
+
+
+def sentences(text: str) -> list[str]:
+    """A passage cut into sentences (bullets and numbered points count as sentences)."""
+    parts = [s.strip() for s in _SENTENCE.split(text)]
+    return [s for s in parts if len(s) > 2] or [text.strip()]
