@@ -1,7 +1,7 @@
 """Measure what users see, and fit the combiner on the dev set.
 
 A question set is JSON lines: {"id", "question", "answerable", "expected": [{"source", "page"}],
-"answer_contains": [...], "kind", "filters": {...}} (see eval/README.md). Each question ends as
+"answer_contains": [...], "kind", "filters": {...}} (see eval/dev/README.md). Each question ends as
 one of four outcomes:
 
 - fully right: answered, the right paper cited first, and every `answer_contains` string in the
