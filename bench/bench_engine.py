@@ -28,9 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
-    parser.add_argument(
-        "--questions", type=Path, default=REPO / "eval" / "dev" / "questions.jsonl"
-    )
+    parser.add_argument("--questions", type=Path, default=REPO / "eval" / "dev" / "questions.jsonl")
     parser.add_argument(
         "--home", type=Path, help="data directory to use (default: a temporary one)"
     )

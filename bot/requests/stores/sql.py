@@ -359,6 +359,12 @@ class SqlRequestStore:
                 raise RequestError(f"request #{target.request_id} was declined; reopen it first")
             _update(db, request_id, {"state": DUPLICATE, "duplicate_of": target.request_id,
                                      "updated_at": self._now()})  # fmt: skip
+            # flatten: requests already pointing here now point at the request that lives
+            db.execute(
+                "UPDATE requests SET duplicate_of = ?, updated_at = ?"
+                " WHERE state = ? AND duplicate_of = ?",
+                (target.request_id, self._now(), DUPLICATE, request_id),
+            )
             self._audit(db, request_id, officer, "marked duplicate", f"of #{target.request_id}")
             self._audit(db, target.request_id, officer, "duplicate linked", f"#{request_id}")
             if target.state in (ANSWERED, CLOSED):
@@ -369,12 +375,17 @@ class SqlRequestStore:
 
     def _queue_deliveries(self, db, request_id: int) -> int:
         """A pending delivery for every asker of the request and of its duplicates."""
+        # follows chains too (X -> Y -> Z), for links made before they were flattened
         cursor = db.execute(
-            "INSERT INTO deliveries (request_id, asker_id, channel, state)"
-            " SELECT ?, a.id, a.channel, ? FROM askers a JOIN requests r ON r.id = a.request_id"
-            " WHERE r.id = ? OR (r.state = ? AND r.duplicate_of = ?) ORDER BY a.id"
+            "WITH RECURSIVE family(id) AS ("
+            " SELECT CAST(? AS BIGINT)"
+            " UNION SELECT r.id FROM requests r JOIN family f ON r.duplicate_of = f.id"
+            " WHERE r.state = ?)"
+            " INSERT INTO deliveries (request_id, asker_id, channel, state)"
+            " SELECT ?, a.id, a.channel, ? FROM askers a WHERE a.request_id IN"
+            " (SELECT id FROM family) ORDER BY a.id"
             " ON CONFLICT (request_id, asker_id) DO NOTHING",
-            (request_id, DELIVERY_PENDING, request_id, DUPLICATE, request_id),
+            (request_id, DUPLICATE, request_id, DELIVERY_PENDING),
         )
         return cursor.rowcount
 

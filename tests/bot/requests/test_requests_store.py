@@ -204,6 +204,20 @@ def test_marked_duplicate_askers_hear_the_other_answer(store):
     assert CAROL in [d.asker for d in store.deliveries(main.request_id)]
 
 
+def test_a_duplicate_of_a_duplicate_hears_the_answer_of_the_request_that_lives(store):
+    x = store.log("Is the Ramsgate lido reopening in the spring?", ALICE).request
+    y = store.log("When will the Ramsgate lido open again after repairs?", BOB).request
+    z = store.log("What is the reopening date for Ramsgate's lido?", CAROL).request
+    store.mark_duplicate(x.request_id, y.request_id, "jo")  # X -> Y
+    store.mark_duplicate(y.request_id, z.request_id, "jo")  # then Y -> Z
+    assert store.get(x.request_id).duplicate_of == z.request_id  # the chain is flattened
+
+    store.answer(z.request_id, "jo", "It reopens on 1 May.")
+
+    told = {d.asker.user_id for d in store.deliveries(z.request_id)}
+    assert told == {ALICE.user_id, BOB.user_id, CAROL.user_id}
+
+
 # ---- deliveries --------------------------------------------------------------------------------
 
 
