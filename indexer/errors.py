@@ -21,6 +21,10 @@ class IndexMissingError(ClerkError):
     """No index has been published yet in the data directory."""
 
 
+class IndexDamagedError(ClerkError):
+    """The published index cannot be read (a damaged file); the next index run rebuilds it."""
+
+
 class IndexIncompatibleError(ClerkError):
     """The published index was built with another model, chunking or format version."""
 

@@ -21,6 +21,7 @@ from indexer.embed import Embedder
 from indexer.errors import (
     ClerkError,
     ConfigError,
+    IndexDamagedError,
     IndexIncompatibleError,
     IndexMissingError,
 )
@@ -99,7 +100,10 @@ def _dimension(settings: IndexSettings, embedder: Embedder) -> int:
     """The model's dimension, from the published build when it used the same model (no load)."""
     build = build_dir_of(settings.index_dir)
     if build is not None and (build / "params.json").is_file():
-        published = read_params(build)
+        try:
+            published = read_params(build)
+        except (ValueError, TypeError, OSError):  # damaged: rebuilt from scratch below
+            return embedder.dimension
         if published.model == embedder.name:
             return published.dimension
     return embedder.dimension
@@ -110,7 +114,7 @@ def _previous_build(settings: IndexSettings, params: Params) -> BuildContents | 
         return read_build(settings.index_dir, expected=params)
     except IndexMissingError:
         return None
-    except IndexIncompatibleError as exc:
+    except (IndexIncompatibleError, IndexDamagedError) as exc:
         log.warning("rebuilding from scratch: %s", exc)
         return None
 

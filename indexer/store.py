@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.errors import IndexIncompatibleError, IndexMissingError
+from indexer.errors import IndexDamagedError, IndexIncompatibleError, IndexMissingError
 from indexer.lexical import BM25Index, passage_text
 
 FORMAT_VERSION = 1
@@ -134,11 +134,15 @@ def read_params(build: Path) -> Params:
 
 
 def read_build(index_link: Path, expected: Params | None = None) -> BuildContents:
-    """Load a whole build; IndexMissingError before the first publish."""
+    """Load a whole build; IndexMissingError before the first publish, IndexDamagedError when
+    its files cannot be read or do not agree with each other."""
     build = build_dir_of(index_link)
     if build is None or not (build / "params.json").is_file():
         raise IndexMissingError(f"no index published in {index_link.parent}; run `clerk index`")
-    params = read_params(build)
+    try:
+        params = read_params(build)
+    except (ValueError, TypeError, OSError) as exc:
+        raise _damaged(build, exc) from exc
     if expected is not None and not params.compatible(expected):
         raise IndexIncompatibleError(
             f"index was built with model {params.model!r}, {params.chunk_words}-word chunks, "
@@ -146,6 +150,16 @@ def read_build(index_link: Path, expected: Params | None = None) -> BuildContent
             f"{expected.chunk_words}-word chunks, format {expected.format_version}: "
             "re-run `clerk index`"
         )
+    try:
+        contents = _read_contents(build, params)
+    except (ValueError, TypeError, OSError, sqlite3.DatabaseError) as exc:
+        raise _damaged(build, exc) from exc
+    if contents.vectors.shape != (len(contents.chunks), params.dimension):
+        raise _damaged(build, ValueError("vectors and passages do not match"))
+    return contents
+
+
+def _read_contents(build: Path, params: Params) -> BuildContents:
     with closing(sqlite3.connect(f"file:{build / 'meta.sqlite3'}?mode=ro", uri=True)) as db:
         documents = {row[0]: DocumentRow(*row) for row in db.execute("SELECT * FROM documents")}
         chunks = [
@@ -157,6 +171,13 @@ def read_build(index_link: Path, expected: Params | None = None) -> BuildContent
         files = [FileRow(*row) for row in db.execute("SELECT * FROM files ORDER BY root, source")]
     vectors = np.load(build / "vectors.npy", allow_pickle=False)
     return BuildContents(params, documents, chunks, vectors, files)
+
+
+def _damaged(build: Path, exc: Exception) -> IndexDamagedError:
+    return IndexDamagedError(
+        f"the published index ({build.name}) is damaged: {type(exc).__name__}: {exc}; "
+        "`clerk index` or the next nightly run rebuilds it from the papers"
+    )
 
 
 def lexical_index(contents: BuildContents) -> BM25Index:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import date
@@ -13,8 +18,9 @@ from sync_support import settings_fixture, site_fixture  # noqa: F401 - fixtures
 from bot.cli.main import main
 from bot.engine.answer import Answerer
 from bot.requests.service import index_roots
-from indexer.errors import LockedError
+from indexer.errors import IndexDamagedError, LockedError
 from indexer.nightly import EXIT_LOCKED, nightly, nightly_lock
+from tests.conftest import copy_sample
 
 VAPES = "How many disposable vapes are thrown away each week in the UK?"
 NEW_PAPER = "Green Independents Group - MTLD - 13 March.pdf"
@@ -148,3 +154,70 @@ def test_nightly_indexes_only_the_new_meeting_and_the_running_bot_answers_from_i
         today=date(2025, 3, 21),
     )
     assert third.sites[0].downloaded == 0 and not third.index.published
+
+
+@pytest.mark.slow
+def test_nightly_keeps_officers_answers_in_the_index(settings, site, embedder):
+    from bot.requests.model import Asker
+    from bot.requests.service import answer_request, open_store
+
+    night = date(2025, 3, 10)
+    first = nightly(settings.index, settings.sync, [site.base_url], index_roots(settings),
+                    embedder, today=night)  # fmt: skip
+    assert first.status == 0, first.to_dict()
+    with open_store(settings) as store:
+        logged = store.log("When does the Ramsgate lido reopen?", Asker("cli", "alice"))
+        answer_request(
+            settings, store, logged.request.request_id, "Jo Officer",
+            "The Ramsgate lido reopens on 1 May 2025.", notifiers={}, embedder=embedder,
+        )  # fmt: skip
+
+    again = nightly(settings.index, settings.sync, [site.base_url], index_roots(settings),
+                    embedder, today=night)  # fmt: skip
+
+    assert again.status == 0 and again.index.removed == 0, again.to_dict()
+    answerer = Answerer.from_settings(settings, embedder)
+    found = answerer.searcher.search("When does the Ramsgate lido reopen?", k=3)
+    assert found[0].title.startswith("Officer response to request #1")
+
+
+@pytest.mark.slow
+def test_a_damaged_index_is_rebuilt_from_the_papers_not_failed_forever(settings, site, embedder):
+    night = date(2025, 3, 10)
+    roots = index_roots(settings)
+    nightly(settings.index, settings.sync, [site.base_url], roots, embedder, today=night)
+    build = settings.index.index_dir.resolve()
+    (build / "meta.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(IndexDamagedError, match="rebuilds it"):
+        Answerer.from_settings(settings, embedder).answer("What is the MRP policy?")
+
+    report = nightly(settings.index, settings.sync, [site.base_url], roots, embedder, today=night)
+
+    assert report.status == 0 and report.index.published, report.to_dict()
+    assert Answerer.from_settings(settings, embedder).searcher.search("MRP policy", k=1)
+
+
+def test_an_unexpected_failure_still_exits_2_with_a_report(settings, tmp_path):
+    """A full disk while publishing: the run says so (status 2) instead of looking healthy."""
+    copy_sample(settings.index.corpus)
+    env = {
+        **os.environ,
+        "CLERK_HOME": str(settings.home),
+        "CLERK_CORPUS": str(settings.index.corpus),
+        "CLERK_MODERNGOV_SITES": "http://127.0.0.1:9",  # nothing listens: a sync failure too
+        "CLERK_SYNC_RETRIES": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+    def small_disk():  # writes past 64 KB fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    run = subprocess.run(  # noqa: S603 - our own entry point
+        [sys.executable, "-m", "bot.cli.main", "nightly", "--json"],
+        env=env, capture_output=True, text=True, timeout=300, preexec_fn=small_disk,
+    )  # fmt: skip
+
+    assert run.returncode == 2, run.stderr[-2000:]
+    report = json.loads(run.stdout)
+    assert report["status"] == 2 and "unexpected failure" in report["index_error"]
