@@ -53,12 +53,18 @@ def test_dockerfile_cpu_torch_first_model_inside_offline_non_root():
     assert not re.search(r"^(ARG|ENV)\s.*(SLACK_|PASSWORD|_SECRET)", text, re.MULTILINE)
 
 
-def compose_config(tmp_path: Path, env_text: str) -> dict:
-    """`docker-compose config` on a copy of the compose file with the given .env."""
+ENV_FILES = ("clerk", "slack", "email", "database")
+
+
+def compose_config(tmp_path: Path, examples: bool = True) -> dict:
+    """`docker-compose config` on a copy of the compose file, with the example env files (or
+    empty ones, leaving only what the compose file itself sets)."""
     work = tmp_path / "docker"
     work.mkdir()
     shutil.copy(DOCKER / "compose.yaml", work / "compose.yaml")
-    (work / ".env").write_text(env_text)
+    for name in ENV_FILES:
+        text = (DOCKER / f"{name}.env.example").read_text() if examples else ""
+        (work / f"{name}.env").write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "SLACK_"))}
     result = subprocess.run(
         [tool("docker-compose"), "-f", str(work / "compose.yaml"), "config"],
@@ -69,7 +75,7 @@ def compose_config(tmp_path: Path, env_text: str) -> dict:
 
 
 def test_compose_validates_with_three_services_and_persistent_volumes(tmp_path):
-    config = compose_config(tmp_path, (DOCKER / ".env.example").read_text())
+    config = compose_config(tmp_path)
     services = config["services"]
     assert {"slack", "email", "nightly"} <= set(services)
     assert services["slack"]["command"] == ["slack"]
@@ -83,24 +89,45 @@ def test_compose_validates_with_three_services_and_persistent_volumes(tmp_path):
 
 
 def test_compose_file_itself_holds_no_secrets(tmp_path):
-    config = compose_config(tmp_path, "")  # with an empty .env only inline values remain
+    config = compose_config(tmp_path, examples=False)  # only what the compose file sets
     for name, service in config["services"].items():
         inline = service.get("environment") or {}
         assert not [k for k in inline if SECRET_WORDS.search(k)], name
     assert "env_file" in (DOCKER / "compose.yaml").read_text()
 
 
-def test_env_example_names_real_settings_and_leaves_secrets_blank():
-    known = Settings.from_env({}).environment_names()
-    known |= {"CLERK_NIGHTLY_HOUR", "TZ"}
-    for line in (DOCKER / ".env.example").read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, _, value = line.partition("=")
-        assert name in known, f"{name} is not a Clerk setting"
-        if name in SECRET_ENV:
-            assert value == "", f"{name} must be blank in the example"
-    assert "docker/.env" in (DOCKER.parent / ".gitignore").read_text()
+def test_env_examples_name_real_settings_and_leave_secrets_blank():
+    known = Settings().environment_names() | {"CLERK_NIGHTLY_HOUR", "TZ"}
+    for name in ENV_FILES:
+        for line in (DOCKER / f"{name}.env.example").read_text().splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            variable, _, value = line.partition("=")
+            assert variable in known, f"{variable} is not a Clerk setting"
+            if variable in SECRET_ENV:
+                assert value == "", f"{variable} must be blank in the example"
+    assert "docker/*.env" in (DOCKER.parent / ".gitignore").read_text()
+
+
+def test_each_service_gets_only_its_own_secrets(tmp_path):
+    services = compose_config(tmp_path)["services"]
+    slack_secrets = {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"}
+    mail_secrets = {"CLERK_IMAP_PASSWORD", "CLERK_SMTP_PASSWORD"}
+
+    def secrets(service: str) -> set[str]:
+        return set(services[service].get("environment") or {}) & SECRET_ENV
+
+    assert secrets("slack") & mail_secrets == set()
+    assert secrets("email") & slack_secrets == set()
+    assert secrets("nightly") == set()  # the nightly job needs no credentials at all
+    assert slack_secrets <= secrets("slack") and mail_secrets <= secrets("email")
+
+
+def test_every_long_running_service_has_a_health_check_that_means_it_works(tmp_path):
+    services = compose_config(tmp_path)["services"]
+    assert services["slack"]["healthcheck"]["test"][1:4] == ["clerk", "health", "slack"]
+    assert services["email"]["healthcheck"]["test"][1:4] == ["clerk", "health", "email"]
+    assert "check" in services["nightly"]["healthcheck"]["test"]
 
 
 @pytest.mark.parametrize("last, healthy", [(None, True), ("0", True), ("1", True), ("2", False)])

@@ -25,6 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     status.set_defaults(run=run_status)
 
+    alive = sub.add_parser("health", help="exit 0 if a service did its job recently (for Docker)")
+    alive.add_argument("service", choices=["slack", "email", "nightly"])
+    alive.add_argument(
+        "--max-age", type=float, default=600.0, help="seconds since the last heartbeat"
+    )
+    alive.set_defaults(run=run_health)
+
     evaluate = sub.add_parser(
         "eval", help="what users would see on question sets: outcomes per kind, risk-coverage"
     )
@@ -101,6 +108,14 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         ]
     print(json.dumps(status, indent=2) if args.json else render_status(status))
     return 0
+
+
+def run_health(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.health import check
+
+    healthy, why = check(settings.home, args.service, args.max_age)
+    print(why)
+    return 0 if healthy else 1
 
 
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:

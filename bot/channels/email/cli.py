@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from bot import health
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,5 +59,10 @@ def _run(args, assistant, store, notifiers) -> int:
                 or "no new mail"
             )
         return 0
-    assistant.run_forever(on_pass=lambda: deliver_answers(store, notifiers))
+
+    def after_pass() -> None:  # a pass that got here read the mailbox: record it
+        deliver_answers(store, notifiers)
+        health.beat(assistant.settings.home, "email", True)
+
+    assistant.run_forever(on_pass=after_pass)
     return 0

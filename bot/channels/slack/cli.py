@@ -6,6 +6,7 @@ import logging
 import sys
 import threading
 
+from bot import health
 from bot.settings import Settings
 from indexer.errors import ConfigError
 
@@ -49,6 +50,7 @@ def run_slack(args, settings: Settings) -> int:
     # Imported here so that `clerk --help` stays quick.
     from bot.channels.slack.app import build_app
     from bot.channels.slack.client import web_client
+    from bot.channels.slack.notify import SlackNotifier
     from bot.engine.answer import Answerer
     from bot.requests.service import open_store
 
@@ -58,7 +60,10 @@ def run_slack(args, settings: Settings) -> int:
     store = open_store(settings)
     app = build_app(settings, answerer, store, client)
     stop = threading.Event()
-    threading.Thread(target=_deliver_forever, args=(app, stop), daemon=True).start()
+    notifier = SlackNotifier(client)
+    threading.Thread(
+        target=_deliver_forever, args=(settings, store, notifier, client, stop), daemon=True
+    ).start()
     try:
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -76,16 +81,21 @@ def run_slack(args, settings: Settings) -> int:
     return 0
 
 
-def _deliver_forever(app, stop: threading.Event) -> None:
+def _deliver_forever(settings: Settings, store, notifier, client, stop: threading.Event) -> None:
     """Officers may answer from the CLI or the email process too, and a failed delivery waits
-    for a retry: deliver whatever is due to Slack askers, every minute."""
+    for a retry: deliver whatever is due to Slack askers, every minute. Each pass also checks
+    the Slack connection and records a heartbeat for the container health check."""
     from bot.requests.service import deliver_answers
 
-    clerk = app.clerk
-    while not stop.wait(DELIVERY_INTERVAL):
+    while True:
         try:
-            report = deliver_answers(clerk.store, {"slack": clerk.notifier})
+            client.auth_test()  # the token still works and Slack answers
+            report = deliver_answers(store, {"slack": notifier})
             if report.results:
                 log.info("delivered %d officer answers to Slack", len(report.sent))
+            health.beat(settings.home, "slack", True, f"{len(report.sent)} delivered")
         except Exception as exc:  # keep the loop alive; the store keeps what is due
             log.error("delivery pass failed: %s", type(exc).__name__)
+            health.beat(settings.home, "slack", False, type(exc).__name__)
+        if stop.wait(DELIVERY_INTERVAL):
+            return

@@ -39,7 +39,8 @@ def test_bad_tokens_are_a_clear_config_error(monkeypatch, tmp_path, capsys, env,
         assert secret not in err
 
 
-def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings):
+def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings, monkeypatch):
+    monkeypatch.setenv("CLERK_HOME", str(engine_settings.home))
     with SlackApiServer(token=BOT_TOKEN) as api:
         api.directory.users["U0CLLR001"] = user("cllr.jones", "Cllr Alex Jones")
         env = {
@@ -69,6 +70,8 @@ def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings):
                 assert response.status == 200
             update = api.wait_for("chat.update", timeout=60)[0]
             assert "Area Committee" in json.dumps(update.body["blocks"])
+            # the background pass checked the connection and told the health check so
+            assert main(["health", "slack", "--max-age", "120"]) == 0
         finally:
             process.terminate()
             process.wait(timeout=10)
