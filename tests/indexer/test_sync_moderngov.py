@@ -182,6 +182,32 @@ def test_bad_xml_is_reported_and_the_rest_continues(settings, site, key, quirk, 
     assert (settings.index.corpus / CABINET_0130 / "meeting.json").is_file()
 
 
+PERSONAL_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Casework: Jane Doe, 1 High Street</title></head>"
+    b"<body>Jane Doe's housing case</body></html>"
+)
+
+
+def test_a_redirect_off_the_site_is_a_clear_failure_with_nothing_fetched(settings, site):
+    with ModernGovServer() as other:
+        other.quirks.pages["/case"] = PERSONAL_PAGE
+        site.quirks.redirects["GetMeeting:9802"] = f"{other.base_url}/case"
+        site.quirks.redirects["doc:50012"] = "ftp://127.0.0.1:9/Appendix.pdf"
+        summary = sync(settings, site)
+        assert other.log == []
+    assert summary.error is None
+    meeting, document = sorted(summary.failures, key=lambda f: f.kind, reverse=True)
+    assert meeting.kind == "meeting" and meeting.ref == "9802"
+    assert "redirect refused: to another site (127.0.0.1:" in meeting.reason
+    assert document.kind == "document" and document.ref.endswith("ID=50012")
+    assert "redirect refused: to a ftp: address" in document.reason
+    shown = json.dumps(summary.to_dict())
+    assert "Jane" not in shown and "/case" not in shown and "Appendix.pdf" not in shown
+    # the rest of the site synced as usual
+    assert summary.downloaded == FIRST_PDFS - 3  # 50012 and 9802's two
+    assert (settings.index.corpus / COUNCIL_0213 / "meeting.json").is_file()
+
+
 def test_a_site_that_refuses_us_is_an_error_not_an_exception(settings, site):
     refused = settings.replaced(CLERK_USER_AGENT="python-requests/2.32")
     summary = sync(refused, site)

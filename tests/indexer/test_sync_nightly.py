@@ -8,6 +8,7 @@ import time
 from datetime import date
 
 import pytest
+from moderngov_server import ModernGovServer
 from sync_support import settings_fixture, site_fixture  # noqa: F401 - fixtures
 
 from bot.cli.main import main
@@ -58,6 +59,23 @@ def test_cli_sync_site_unusable_is_2(env, site, monkeypatch, capsys):
     monkeypatch.setenv("CLERK_USER_AGENT", "python-requests/2.32")
     assert main(cli_sync(site)) == 2
     assert "could not sync" in capsys.readouterr().out
+
+
+def test_nightly_json_reports_a_refused_redirect_and_nothing_it_would_have_fetched(
+    env, site, capsys
+):
+    with ModernGovServer() as other:
+        other.quirks.pages["/case"] = b"<html><head><title>Jane Doe casework</title></head></html>"
+        site.quirks.redirects["GetCommittees"] = f"{other.base_url}/case?ref=Jane"
+        status = main(["nightly", "--site", site.base_url, "--json"])
+        assert other.log == []
+    out = capsys.readouterr().out
+    report = json.loads(out)  # what docker/nightly-loop.sh keeps as nightly-last.json
+    assert status == report["status"] == 2
+    [summary] = report["sites"]
+    assert summary["error"].startswith(f"{site.base_url}/mgWebService.asmx/GetCommittees: ")
+    assert "redirect refused: to another site (127.0.0.1:" in summary["error"]
+    assert "Jane" not in out and "/case" not in out
 
 
 def test_nightly_without_sites_is_2(env, capsys):
