@@ -16,9 +16,12 @@ from bot.engine.answer import Answerer
 from bot.requests.service import index_roots
 from indexer.errors import LockedError
 from indexer.nightly import EXIT_LOCKED, nightly, nightly_lock
+from indexer.search import Searcher
 
 VAPES = "How many disposable vapes are thrown away each week in the UK?"
 NEW_PAPER = "Green Independents Group - MTLD - 13 March.pdf"
+HUBS = "Scrutiny Committee - call-in Family Hubs Report to Cabinet - FINAL.pdf"
+HUBS_PASSAGE = "Commissioned Services at Seashells and Millmead Family Hubs"
 
 
 @pytest.fixture
@@ -166,3 +169,30 @@ def test_nightly_indexes_only_the_new_meeting_and_the_running_bot_answers_from_i
         today=date(2025, 3, 21),
     )
     assert third.sites[0].downloaded == 0 and not third.index.published
+
+
+@pytest.mark.slow
+def test_a_withdrawn_paper_is_gone_from_search_after_the_next_nightly(settings, site, embedder):
+    def night(today: date):
+        return nightly(
+            settings.index, settings.sync, [site.base_url], index_roots(settings), embedder, today
+        )
+
+    assert night(date(2025, 3, 10)).status == 0
+    searcher = Searcher(settings.index.index_dir, embedder)
+    found = searcher.search(HUBS_PASSAGE, k=5)
+    assert found[0].source.endswith(HUBS)
+    assert any(h.source.endswith(HUBS) and "Seashells" in h.text for h in found)
+
+    # the council takes the report down (published in error, with an officer's name in it)
+    site.quirks.withdrawn.add(50022)
+    second = night(date(2025, 3, 11))
+
+    # the running search, never rebuilt, no longer has it in any form
+    for mode in ("hybrid", "bm25", "dense"):
+        hits = searcher.search(HUBS_PASSAGE, k=15, mode=mode)
+        assert not any(h.source.endswith(HUBS) or "Seashells" in h.text for h in hits)
+        assert any(h.source.endswith("52. Call-in Family Hubs.html") for h in hits)  # still there
+    assert second.status == 0 and second.sites[0].withdrawn == 1
+    assert second.index.removed == 1 and second.index.published
+    assert (settings.home / "withdrawn" / "withdrawn.jsonl").is_file()
