@@ -3,6 +3,8 @@
 Every response is untrusted: XML is parsed with defusedxml (no DTDs, so no external entities and no
 entity bombs), a body that is not XML with the expected root is a failure whatever the status,
 downloads are capped in size, and a PDF must say application/pdf and start with `%PDF-`.
+Redirects are followed only inside the configured site (or to an allow-listed host), never from
+https to http and never out of http(s); a refused redirect fetches nothing from its target.
 Shapes and quirks follow shared/moderngov.md: dd/mm/yyyy dates, counts with a leading space,
 whitespace-only empty elements, titles escaped twice, escaped Word HTML in agenda text.
 """
@@ -12,12 +14,13 @@ from __future__ import annotations
 import html
 import http.client
 import re
+import string
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from html.parser import HTMLParser
 from xml.etree.ElementTree import Element, ParseError
@@ -29,6 +32,8 @@ from indexer.errors import SyncError
 from indexer.moderngov.settings import SyncSettings
 
 SERVICE = "mgWebService.asmx"
+MAX_REDIRECTS = 5
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
 # ---------------------------------------------------------------- values
@@ -228,19 +233,26 @@ def html_text(fragment: str) -> str:
 # ---------------------------------------------------------------- parsing (pure)
 
 
+def _excerpt(raw: bytes, limit: int) -> str:
+    """A short, single-line, printable excerpt of a body from the site, for a failure reason."""
+    text = raw[: limit * 4].decode("utf-8", "replace")
+    text = re.sub(r"\s+", " ", "".join(ch if ch.isprintable() else " " for ch in text)).strip()
+    return text[:limit]
+
+
 def parse_xml(body: bytes, root: str) -> Element:
     """Parse a web-service body safely; anything but XML with the expected root is a SyncError."""
     head = body[:200].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
         title = re.search(rb"<title>(.*?)</title>", body[:2000], re.IGNORECASE | re.DOTALL)
-        shown = title.group(1).decode("utf-8", "replace").strip() if title else "untitled"
+        shown = _excerpt(title.group(1), 80) if title else "untitled"
         raise SyncError(f"not XML: an HTML page ({shown!r})")
     try:
         element = SafeET.fromstring(body, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise SyncError(f"refused unsafe XML ({type(exc).__name__})") from exc
     except ParseError as exc:
-        start = body[:60].decode("utf-8", "replace").strip().replace("\n", " ")
+        start = _excerpt(body, 60)
         raise SyncError(f"not XML ({exc}); body starts {start!r}") from exc
     if element.tag != root:
         raise SyncError(f"expected <{root}>, got <{element.tag}>")
@@ -349,7 +361,7 @@ def check_pdf(fetched: Fetched) -> None:
     if kind != "application/pdf":
         raise SyncError(f"expected application/pdf, got {kind or 'no content type'}")
     if fetched.body.lstrip()[:5] != b"%PDF-":
-        head = fetched.body[:40].decode("utf-8", "replace").strip().replace("\n", " ")
+        head = _excerpt(fetched.body, 40)
         raise SyncError(f"served as a PDF but is not one (starts {head!r})")
 
 
@@ -375,6 +387,55 @@ def same_site(url: str, base: str) -> bool:
     return a.hostname.casefold() == b.hostname.casefold()
 
 
+def redirect_refusal(
+    source: str, location: str, base: str, allowed_hosts: tuple[str, ...] = ()
+) -> str | None:
+    """Why a redirect from source to location must not be followed, or None to follow it.
+
+    Followed: the site's own scheme, host and port (host case aside), an upgrade from http to
+    https on the site's host, or a host named in allowed_hosts. Never from https to http, never
+    to anything but http(s), never with credentials in the address. The reason names at most the
+    target's scheme and host (for the allow-list), never its path or query."""
+    target = urllib.parse.urlsplit(urllib.parse.urljoin(source, location))
+    home = urllib.parse.urlsplit(base)
+    scheme = target.scheme.casefold()
+    if scheme not in ("http", "https"):
+        return f"to a {_shown_scheme(scheme)}: address, not http(s)"
+    if scheme == "http" and "https" in (urllib.parse.urlsplit(source).scheme, home.scheme):
+        return "from https to http"
+    if target.username is not None or target.password is not None:
+        return "to an address with credentials in it"
+    host, port = (target.hostname or "").casefold(), _port(target)
+    allowed = {h.strip().casefold() for h in allowed_hosts}
+    if host in allowed or f"{host}:{port}" in allowed:
+        return None
+    if host == (home.hostname or "").casefold() and (scheme != home.scheme or port == _port(home)):
+        return None
+    return f"to another site ({_shown_host(host, target)}); allow it with CLERK_SYNC_ALLOWED_HOSTS"
+
+
+def _port(parts: urllib.parse.SplitResult) -> int | None:
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme.casefold())
+    except ValueError:  # a port that is not a number
+        return None
+
+
+def _shown_scheme(scheme: str) -> str:
+    return scheme if re.fullmatch(r"[a-z][a-z0-9+.-]{0,15}", scheme) else "non-web"
+
+
+def _shown_host(host: str, parts: urllib.parse.SplitResult) -> str:
+    """host[:port] when it looks like a host name or address; nothing else of the target."""
+    if not re.fullmatch(r"[a-z0-9._-]{1,253}|[0-9a-f:.]{2,45}", host):
+        return "an unreadable host name"
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        return f"{shown}:{parts.port}" if parts.port else shown
+    except ValueError:
+        return shown
+
+
 class ModernGovClient:
     """Talks to one ModernGov install: rate-limited, retried, size-capped, named."""
 
@@ -387,6 +448,7 @@ class ModernGovClient:
         retries: int = 3,
         delay: float = 1.0,
         max_bytes: int = 100 * 1024 * 1024,
+        allowed_hosts: tuple[str, ...] = (),
         opener: urllib.request.OpenerDirector | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -397,7 +459,10 @@ class ModernGovClient:
         self.user_agent = user_agent
         self.timeout, self.retries, self.delay = timeout, max(1, retries), delay
         self.max_bytes = max_bytes
+        self.allowed_hosts = allowed_hosts
+        # redirects are followed here, one hop at a time, so each hop is checked before it is asked
         self._opener = opener or urllib.request.build_opener()
+        self._opener.add_handler(_NoRedirects())
         self._sleep, self._clock = sleep, clock
         self._last: float | None = None
 
@@ -412,6 +477,7 @@ class ModernGovClient:
             retries=settings.retries,
             delay=settings.delay,
             max_bytes=int(settings.max_mb * 1024 * 1024),
+            allowed_hosts=settings.allowed_hosts,
             opener=opener,
         )
 
@@ -497,10 +563,23 @@ class ModernGovClient:
             if attempt:
                 self._sleep(max(self.delay, 0.0) * 2**attempt)
             try:
-                return self._get_once(url, headers or {})
+                return self._follow(url, headers or {})
             except _Retryable as exc:
                 last_error = str(exc)
         raise SyncError(f"{url}: {last_error} (after {self.retries} tries)")
+
+    def _follow(self, url: str, headers: dict[str, str]) -> Fetched:
+        """GET url, following only the redirects `redirect_refusal` allows, up to MAX_REDIRECTS."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            fetched = self._get_once(current, headers)
+            if not isinstance(fetched, _Redirect):
+                return fetched if current == url else replace(fetched, url=url)
+            refused = redirect_refusal(current, fetched.location, self.base, self.allowed_hosts)
+            if refused:
+                raise SyncError(f"{url}: redirect refused: {refused}")
+            current = _quote_url(urllib.parse.urljoin(current, fetched.location))
+        raise SyncError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
     def _pause(self) -> None:
         if self._last is not None and self.delay > 0:
@@ -509,7 +588,7 @@ class ModernGovClient:
                 self._sleep(wait)
         self._last = self._clock()
 
-    def _get_once(self, url: str, headers: dict[str, str]) -> Fetched:
+    def _get_once(self, url: str, headers: dict[str, str]) -> Fetched | _Redirect:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise SyncError(f"refused to fetch {url!r}: not http(s)")
         self._pause()
@@ -523,6 +602,13 @@ class ModernGovClient:
             with exc:
                 if exc.code == 304:
                     return Fetched(url, 304, b"", etag=exc.headers.get("ETag", ""))
+                if exc.code in REDIRECT_CODES:
+                    location = (exc.headers.get("Location") or "").strip()
+                    if not location:
+                        raise SyncError(
+                            f"{url}: HTTP {exc.code} redirect without a Location"
+                        ) from None
+                    return _Redirect(location)
                 if exc.code >= 500:
                     raise _Retryable(f"HTTP {exc.code} {exc.reason}") from exc
                 hint = (
@@ -563,3 +649,27 @@ class ModernGovClient:
 
 class _Retryable(Exception):
     """A failure worth another try: timeout, 5xx, dropped connection."""
+
+
+@dataclass(frozen=True)
+class _Redirect:
+    """A 3xx answer: where it points, not yet checked or followed."""
+
+    location: str
+
+
+class _NoRedirects(urllib.request.BaseHandler):
+    """Hand every 3xx back to the client as an HTTPError, ahead of urllib's own redirect handler
+    (which follows any host, https to http, and ftp)."""
+
+    handler_order = 100  # before HTTPRedirectHandler (500), even in an opener passed in
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        raise urllib.error.HTTPError(req.full_url, code, msg, headers, fp)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _quote_url(url: str) -> str:
+    """Percent-encode what a Location may carry unencoded (spaces), as urllib does."""
+    return urllib.parse.quote(url, safe=string.punctuation)

@@ -28,6 +28,12 @@ class SyncSettings(SettingsGroup):
     retries: int = setting(
         3, "CLERK_SYNC_RETRIES", "Tries per request on a timeout or server error (pauses double)."
     )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        "CLERK_SYNC_ALLOWED_HOSTS",
+        "Other hosts (`host` or `host:port`) a site may redirect to; by default redirects stay on "
+        "the site's own scheme, host and port, never go from https to http or leave http(s).",
+    )
     max_mb: float = setting(
         100.0, "CLERK_SYNC_MAX_MB", "Largest ModernGov response or document accepted, in MB."
     )

@@ -4,21 +4,30 @@ Incremental and resumable: a state file in the data directory records, per meeti
 attachment's file, sha256 and HTTP validators, so a second run downloads nothing and a run that
 stopped half-way carries on. Every write is atomic (a hidden temp file, then os.replace), so the
 indexer never sees half a file. Each failure is recorded in the summary and the rest continues.
+
+Withdrawn papers: when a meeting the run fetched (so inside its window, and answered without
+error) no longer lists a document or an agenda item's text that an earlier run filed, the file
+is moved out of the corpus into `<CLERK_HOME>/withdrawn/` (same relative path) and a JSON line
+recording it is appended to `withdrawn/withdrawn.jsonl`; the next index run, which mirrors the
+corpus, drops it. Meetings outside the window, meetings whose fetch failed, cancelled meetings
+and meetings missing from the list are left alone: only a meeting's own document list withdraws.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import logging
+import os
 import re
 import unicodedata
 import urllib.parse
 import urllib.request
 import warnings
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
 
@@ -41,6 +50,8 @@ from indexer.settings import IndexSettings
 log = logging.getLogger(__name__)
 
 STATE_FILE = "moderngov-sync.json"
+WITHDRAWN_DIR = "withdrawn"  # under CLERK_HOME: files taken out of the corpus, and their records
+WITHDRAWN_LOG = "withdrawn.jsonl"
 STATE_VERSION = 1
 FIRST_RUN_DAYS = 365  # how far back a first sync looks without --since
 LOOKBACK_DAYS = 60  # later runs revisit recent meetings: minutes and late papers arrive after
@@ -63,7 +74,7 @@ _RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") fo
 class SyncFailure:
     """One thing that could not be synced, and why."""
 
-    kind: str  # "site", "committee", "meeting", "document"
+    kind: str  # "site", "committee", "meeting", "document", "withdrawal"
     ref: str  # URL or id
     reason: str
     meeting: str = ""  # the meeting folder, when known
@@ -83,7 +94,8 @@ class SyncSummary:
     unchanged: int = 0  # known and unchanged: no request at all
     items_written: int = 0  # agenda-item .html files written or rewritten
     skipped: int = 0  # restricted, not displayable, external links
-    folders: tuple[str, ...] = ()  # meeting folders with new or changed files
+    withdrawn: int = 0  # files moved out of the corpus: no longer published with their meeting
+    folders: tuple[str, ...] = ()  # meeting folders with new, changed or withdrawn files
     failures: tuple[SyncFailure, ...] = ()
     error: str | None = None  # the site could not be synced at all
 
@@ -108,6 +120,7 @@ class _Tally:
     unchanged: int = 0
     items_written: int = 0
     skipped: int = 0
+    withdrawn: int = 0
     folders: list[str] = field(default_factory=list)
     failures: list[SyncFailure] = field(default_factory=list)
 
@@ -241,7 +254,10 @@ def sync_moderngov(
         targets = _committees(client, committees)
     except SyncError as exc:
         return _summary(base, council_name, tally, str(exc))
-    run = _Run(client, state, site_state, dest, dest / council_folder, council_name, tally)
+    run = _Run(
+        client, state, site_state, dest, dest / council_folder, council_name, tally,
+        index.home / WITHDRAWN_DIR,
+    )  # fmt: skip
     for committee_id in targets:
         try:
             meetings = client.meetings(committee_id, since, until)
@@ -282,6 +298,7 @@ def _summary(site: str, council: str, t: _Tally, error: str | None = None) -> Sy
         unchanged=t.unchanged,
         items_written=t.items_written,
         skipped=t.skipped,
+        withdrawn=t.withdrawn,
         folders=tuple(t.folders),
         failures=tuple(t.failures),
         error=error,
@@ -299,21 +316,22 @@ class _Run:
     council_dir: Path
     council: str
     tally: _Tally
+    withdrawn_dir: Path
 
     def meeting(self, summary: MeetingSummary) -> None:
         if summary.cancelled:
             return
         try:
             detail = self.client.meeting(summary)
-        except SyncError as exc:
+        except SyncError as exc:  # never withdraw on an error: the meeting is left as it was
             self.tally.failures.append(SyncFailure("meeting", str(summary.meeting_id), str(exc)))
             return
         self.tally.meetings += 1
         self.tally.skipped += detail.skipped_restricted
-        if not any(item.documents or _item_html(item) for item in detail.items):
-            return  # nothing published yet; the next run looks again
         key = str(summary.meeting_id)
         known = key in self.site_state["meetings"]
+        if not known and not any(item.documents or _item_html(item) for item in detail.items):
+            return  # nothing published yet; the next run looks again
         record = self.site_state["meetings"].setdefault(
             key, {"folder": self._new_folder(detail), "documents": {}, "items": {}}
         )
@@ -358,8 +376,66 @@ class _Run:
                         "attachment_id": doc.attachment_id,
                         "agenda_item": label,
                     }
+        changed |= self._withdraw_unlisted(detail, record, folder, documents)
         changed |= self._write_metadata(detail, folder, documents)
         return changed
+
+    def _withdraw_unlisted(
+        self, detail: MeetingDetail, record: dict, folder: Path, listed: dict
+    ) -> bool:
+        """Move out what an earlier run filed and this meeting no longer publishes."""
+        published_docs = {str(d.attachment_id) for i in detail.items for d in i.documents}
+        with_text = {str(i.item_id) for i in detail.items if _item_html(i)}
+        gone = [
+            ("documents", key, "attachment_id", "no longer published with the meeting")
+            for key in record["documents"]
+            if key not in published_docs
+        ] + [
+            ("items", key, "agenda_item_id", "agenda item text no longer published")
+            for key in record["items"]
+            if key not in with_text
+        ]
+        moved = 0
+        for kind, key, id_field, why in gone:
+            entry = record[kind][key]
+            if entry["name"] not in listed:  # else the name now belongs to a published file
+                try:
+                    moved += self._withdraw(detail, folder, entry, {id_field: int(key)}, why)
+                except OSError as exc:  # kept, and in the state: the next run tries again
+                    rel = folder.relative_to(self.dest).as_posix()
+                    reason = f"could not withdraw {entry['name']!r}: {exc.strerror or exc}"
+                    self.tally.failures.append(SyncFailure("withdrawal", key, reason, rel))
+                    continue
+            del record[kind][key]
+        if moved:
+            log.info("meeting %s: %d files withdrawn", detail.meeting_id, moved)
+        return moved > 0
+
+    def _withdraw(
+        self, detail: MeetingDetail, folder: Path, entry: dict, ident: dict, why: str
+    ) -> int:
+        """Record, then move one file out of the corpus; 0 when there was no file to move."""
+        path = _inside(self.dest, folder / entry["name"])
+        if not path.is_file():
+            return 0
+        rel = path.relative_to(self.dest)
+        target = _withdrawn_target(self.withdrawn_dir / rel, path)
+        record = {
+            "site": self.client.base,
+            "meeting": detail.meeting_id,
+            "meeting_date": detail.meeting_date.isoformat(),
+            "file": rel.as_posix(),
+            "moved_to": target.relative_to(self.withdrawn_dir.parent).as_posix(),
+            **ident,
+            "sha256": _file_sha(path),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "why": why,
+        }
+        # the record first: a crash before the move repeats the record, never loses one
+        _append_line(self.withdrawn_dir / WITHDRAWN_LOG, json.dumps(record, ensure_ascii=False))
+        _move(path, target)
+        self.tally.withdrawn += 1
+        return 1
 
     def _item_name(self, item: AgendaItem, record: dict, used: set[str]) -> str:
         entry = record["items"].get(str(item.item_id))
@@ -441,6 +517,36 @@ class _Run:
             return False
         write_atomic(path, data)
         return True
+
+
+def _withdrawn_target(target: Path, source: Path) -> Path:
+    """Where a withdrawn file goes: its corpus path under withdrawn/, or beside it when another
+    file with other bytes was withdrawn there before (the same bytes: the same place)."""
+    if not target.exists() or _file_sha(target) == _file_sha(source):
+        return target
+    digest = (_file_sha(source) or "")[:12]
+    return target.with_name(f"{target.stem} ({digest}){target.suffix}")
+
+
+def _move(source: Path, target: Path) -> None:
+    """Move a file, across file systems too, without a moment where neither copy is whole."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        write_atomic(target, source.read_bytes())
+        source.unlink()
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one line and make it durable before anything that depends on it happens."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _unique(stem: str, suffix: str, ident: str, used: set[str]) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+import urllib.request
 from datetime import date
 
 import pytest
+from mailservers import make_self_signed
 from moderngov_server import FIXTURES, ModernGovServer
 
 from bot.settings import Settings
@@ -20,6 +23,7 @@ from indexer.moderngov.client import (
     parse_meeting,
     parse_meetings,
     parse_xml,
+    redirect_refusal,
     same_site,
     sanitise_html,
 )
@@ -236,3 +240,129 @@ def test_get_attachment_and_published_urls(site):
     assert doc.title == "Appendix O - MRP" and doc.attachment_id == 50012
     assert client.published_url(doc) == f"{site.base_url}/mgConvert2PDF.aspx?ID=50012"
     assert client.get(client.published_url(doc)).body.startswith(b"%PDF-")
+
+
+# ------------------------------------------------------------ redirects stay inside the site
+
+COMMITTEES_PATH = "/mgWebService.asmx/GetCommittees"
+
+
+@pytest.fixture
+def other():
+    """Another web site, which a redirect must not reach."""
+    with ModernGovServer() as server:
+        yield server
+
+
+def test_a_redirect_within_the_site_is_still_followed(site):
+    site.quirks.redirect_once = True
+    site.quirks.redirects["doc:50012"] = "/documents/s50012/Appendix%20O%20-%20MRP.pdf"
+    site.quirks.redirects["GetCommittees"] = "{{BASE}}/mgwebservice.asmx/GetCommittees?lDummy=0"
+    client = client_for(site)
+    assert client.committees()
+    url = f"{site.base_url}/mgConvert2PDF.aspx?ID=50012"
+    assert client.download_pdf(url).body.startswith(b"%PDF-")
+    assert [r.status for r in site.log] == [302, 200, 302, 200]
+
+
+def test_a_redirect_to_another_host_is_refused_and_it_is_never_asked(site, other):
+    elsewhere = other.base_url.replace("127.0.0.1", "localhost")
+    site.quirks.redirects["GetCommittees"] = elsewhere + "/people/jane-doe?token=s3cret"
+    with pytest.raises(SyncError) as refused:
+        client_for(site).committees()
+    message = str(refused.value)
+    assert "redirect refused" in message and "another site" in message
+    assert f"localhost:{other.base_url.rsplit(':', 1)[1]}" in message  # where, to allow-list it
+    assert "jane" not in message and "s3cret" not in message  # nothing of the path or query
+    assert other.log == []
+    assert len(site.log) == 1  # a refusal is not retried
+
+
+def test_another_port_on_the_same_host_is_another_site(site, other):
+    site.quirks.redirects["GetCommittees"] = other.base_url + COMMITTEES_PATH
+    with pytest.raises(SyncError, match="redirect refused: to another site"):
+        client_for(site).committees()
+    assert other.log == []
+
+
+def test_an_allow_listed_host_is_followed(site, other):
+    target = other.base_url.replace("127.0.0.1", "LocalHost") + COMMITTEES_PATH
+    site.quirks.redirects["GetCommittees"] = target
+    assert client_for(site, allowed_hosts=("localhost",)).committees()
+    assert [r.path for r in other.log] == [COMMITTEES_PATH]
+
+
+def test_settings_name_the_allowed_hosts(site, other):
+    target = other.base_url.replace("127.0.0.1", "localhost") + COMMITTEES_PATH
+    site.quirks.redirects["GetCommittees"] = target
+    settings = Settings.from_env(
+        {}, CLERK_USER_AGENT=UA, CLERK_SYNC_DELAY=0, CLERK_SYNC_ALLOWED_HOSTS="x.org, localhost"
+    )
+    assert settings.sync.allowed_hosts == ("x.org", "localhost")
+    assert ModernGovClient.from_settings(settings.sync, site.base_url).committees()
+    assert [r.path for r in other.log] == [COMMITTEES_PATH]
+
+
+@pytest.mark.parametrize(
+    "location, shown",
+    [
+        ("ftp://127.0.0.1:9/pub/report.pdf", "ftp"),
+        ("file:///etc/passwd", "file"),
+        ("data:text/html,<title>hello</title>", "data"),
+        ("javascript:alert(1)", "javascript"),
+    ],
+)
+def test_a_redirect_to_a_non_http_scheme_is_refused(site, location, shown):
+    site.quirks.redirects["doc:50012"] = location
+    with pytest.raises(SyncError, match=f"redirect refused: to a {shown}: address, not http") as e:
+        client_for(site).download_pdf(f"{site.base_url}/mgConvert2PDF.aspx?ID=50012")
+    assert not any(word in str(e.value) for word in ("passwd", "hello", "alert", "pub"))
+    assert len(site.log) == 1
+
+
+@pytest.fixture
+def tls_site(tmp_path):
+    cert, key = make_self_signed(tmp_path)
+    with ModernGovServer(tls=(cert, key)) as server:
+        context = ssl.create_default_context(cafile=str(cert))
+        server.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        yield server
+
+
+@pytest.mark.parametrize("allowed", [(), ("127.0.0.1",)])
+def test_https_is_never_downgraded_to_http_even_to_an_allowed_host(tls_site, other, allowed):
+    client = client_for(tls_site, opener=tls_site.opener, allowed_hosts=allowed)
+    assert client.committees()  # the site itself answers over TLS
+    tls_site.quirks.redirects["GetCommittees"] = other.base_url + COMMITTEES_PATH
+    with pytest.raises(SyncError, match="redirect refused: from https to http"):
+        client.committees()
+    assert other.log == []
+
+
+def test_a_redirect_loop_inside_the_site_ends(site):
+    site.quirks.redirects["GetCommittees"] = "{{BASE}}/mgWebService.asmx/GetCommittees?again=1"
+    with pytest.raises(SyncError, match="more than 5 redirects"):
+        client_for(site).committees()
+    assert len(site.log) == 6
+
+
+@pytest.mark.parametrize(
+    "source, target, allowed, refused",
+    [
+        ("https://mg.kent.gov.uk/a", "https://MG.Kent.gov.uk/b", (), None),
+        ("https://mg.kent.gov.uk/a", "https://mg.kent.gov.uk:443/b", (), None),
+        ("http://mg.kent.gov.uk/a", "https://mg.kent.gov.uk/b", (), None),  # an upgrade
+        ("https://mg.kent.gov.uk/a", "http://mg.kent.gov.uk/b", (), "from https to http"),
+        ("https://mg.kent.gov.uk/a", "https://mg.kent.gov.uk:8443/b", (), "another site"),
+        ("https://mg.kent.gov.uk/a", "https://docs.kent.gov.uk/b", (), "another site"),
+        ("https://mg.kent.gov.uk/a", "https://docs.kent.gov.uk/b", ("docs.kent.gov.uk",), None),
+        ("https://mg.kent.gov.uk/a", "https://docs.kent.gov.uk:8443/b", ("docs.kent.gov.uk:443",),
+         "another site"),
+        ("https://mg.kent.gov.uk/a", "https://evil.example@mg.kent.gov.uk/b", (), "credentials"),
+        ("https://mg.kent.gov.uk/a", "ftp://mg.kent.gov.uk/b", ("mg.kent.gov.uk",), "ftp:"),
+        ("https://mg.kent.gov.uk/a", "//evil.example/b", (), "another site (evil.example)"),
+    ],
+)  # fmt: skip
+def test_redirect_rules(source, target, allowed, refused):
+    reason = redirect_refusal(source, target, "https://mg.kent.gov.uk", allowed)
+    assert reason == refused if refused is None else refused in reason

@@ -182,6 +182,32 @@ def test_bad_xml_is_reported_and_the_rest_continues(settings, site, key, quirk, 
     assert (settings.index.corpus / CABINET_0130 / "meeting.json").is_file()
 
 
+PERSONAL_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Casework: Jane Doe, 1 High Street</title></head>"
+    b"<body>Jane Doe's housing case</body></html>"
+)
+
+
+def test_a_redirect_off_the_site_is_a_clear_failure_with_nothing_fetched(settings, site):
+    with ModernGovServer() as other:
+        other.quirks.pages["/case"] = PERSONAL_PAGE
+        site.quirks.redirects["GetMeeting:9802"] = f"{other.base_url}/case"
+        site.quirks.redirects["doc:50012"] = "ftp://127.0.0.1:9/Appendix.pdf"
+        summary = sync(settings, site)
+        assert other.log == []
+    assert summary.error is None
+    meeting, document = sorted(summary.failures, key=lambda f: f.kind, reverse=True)
+    assert meeting.kind == "meeting" and meeting.ref == "9802"
+    assert "redirect refused: to another site (127.0.0.1:" in meeting.reason
+    assert document.kind == "document" and document.ref.endswith("ID=50012")
+    assert "redirect refused: to a ftp: address" in document.reason
+    shown = json.dumps(summary.to_dict())
+    assert "Jane" not in shown and "/case" not in shown and "Appendix.pdf" not in shown
+    # the rest of the site synced as usual
+    assert summary.downloaded == FIRST_PDFS - 3  # 50012 and 9802's two
+    assert (settings.index.corpus / COUNCIL_0213 / "meeting.json").is_file()
+
+
 def test_a_site_that_refuses_us_is_an_error_not_an_exception(settings, site):
     refused = settings.replaced(CLERK_USER_AGENT="python-requests/2.32")
     summary = sync(refused, site)
@@ -266,3 +292,138 @@ def test_synced_folders_are_what_the_indexer_discovers(settings, site):
     assert mrp.url == f"{site.base_url}/mgConvert2PDF.aspx?ID=50012"
     assert mrp.meeting.council == COUNCIL and mrp.kind == "pdf"
     assert {p.kind for p in papers} == {"pdf", "html"}
+
+
+# ------------------------------------------------------------ papers the council withdraws
+
+HUBS = "Scrutiny Committee - call-in Family Hubs Report to Cabinet - FINAL.pdf"
+HUBS_ITEM = "52. Call-in Family Hubs.html"
+
+
+def withdrawn_records(settings: Settings) -> list[dict]:
+    log = settings.home / "withdrawn" / "withdrawn.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_a_withdrawn_document_leaves_the_corpus_with_a_record(settings, site):
+    sync(settings, site)
+    original = (settings.index.corpus / CABINET_0304 / HUBS).read_bytes()
+    site.quirks.withdrawn.add(50022)
+    summary = sync(settings, site)
+    assert not (settings.index.corpus / CABINET_0304 / HUBS).exists()
+    assert summary.ok and summary.withdrawn == 1 and summary.folders == (CABINET_0304,)
+    moved = settings.home / "withdrawn" / CABINET_0304 / HUBS
+    assert moved.read_bytes() == original  # kept for the record, out of the index's reach
+    [record] = withdrawn_records(settings)
+    assert record["site"] == site.base_url and record["meeting"] == 9802
+    assert record["file"] == f"{CABINET_0304}/{HUBS}" and record["attachment_id"] == 50022
+    assert record["moved_to"] == f"withdrawn/{CABINET_0304}/{HUBS}"
+    assert record["why"] == "no longer published with the meeting" and record["when"]
+    meta = json.loads((settings.index.corpus / CABINET_0304 / "meeting.json").read_text())
+    assert HUBS not in meta["documents"] and HUBS_ITEM in meta["documents"]
+    # the next run has nothing more to withdraw and records nothing twice
+    again = sync(settings, site)
+    assert again.ok and again.withdrawn == 0 and len(withdrawn_records(settings)) == 1
+    # published again (corrected): fetched again like a new paper
+    site.quirks.withdrawn.clear()
+    site.log.clear()
+    back = sync(settings, site)
+    assert back.downloaded == 1 and (settings.index.corpus / CABINET_0304 / HUBS).is_file()
+    assert [r.query["id"] for r in site.document_requests()] == ["50022"]
+
+
+def test_a_withdrawn_agenda_item_takes_its_page_and_papers_out(settings, site):
+    sync(settings, site)
+    site.quirks.withdrawn_items.add(70012)
+    summary = sync(settings, site)
+    assert sorted(p.name for p in (settings.index.corpus / CABINET_0304).iterdir()) == [
+        "51. Quarterly Performance Report, Quarter 3 2024 25.html",
+        "Cabinet QPR Q3 Cover.pdf",
+        "meeting.json",
+    ]
+    assert summary.withdrawn == 2
+    records = withdrawn_records(settings)
+    assert {r["file"].rsplit("/", 1)[1] for r in records} == {HUBS, HUBS_ITEM}
+    assert {r.get("agenda_item_id") for r in records} == {70012, None}
+
+
+def test_a_meeting_that_now_publishes_nothing_is_emptied(settings, site):
+    sync(settings, site)
+    site.quirks.withdrawn_items.update({70011, 70012})
+    summary = sync(settings, site)
+    assert [p.name for p in (settings.index.corpus / CABINET_0304).iterdir()] == ["meeting.json"]
+    meta = json.loads((settings.index.corpus / CABINET_0304 / "meeting.json").read_text())
+    assert meta["documents"] == {} and summary.withdrawn == 4
+
+
+def _cancel_9802(site: ModernGovServer) -> None:
+    listing = (FIXTURES / "GetMeetings_144.xml").read_text()
+    confirmed = "<meetingdate>04/03/2025</meetingdate>\n        <meetingstatus>Confirmed"
+    assert confirmed in listing
+    cancelled = confirmed.replace("Confirmed", "Cancelled")
+    site.extra["GetMeetings_144.xml"] = listing.replace(confirmed, cancelled).encode()
+
+
+BROKEN_MEETING = {
+    "500": lambda site: site.quirks.fail_500.add("GetMeeting:9802"),
+    "HTML page": lambda site: site.quirks.html_ok.add("GetMeeting:9802"),
+    "entity bomb": lambda site: site.quirks.evil.update({"GetMeeting:9802": "billion"}),
+    "redirected off the site": lambda site: site.quirks.redirects.update(
+        {"GetMeeting:9802": "http://localhost:9/"}
+    ),
+    "committee list failed": lambda site: site.quirks.fail_500.add("GetMeetings:144"),
+    "meeting left the list": lambda site: site.quirks.hidden_meetings.add(9802),
+    "meeting cancelled": _cancel_9802,
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_MEETING)
+def test_nothing_is_withdrawn_when_the_meeting_was_not_read(settings, site, name):
+    sync(settings, site)
+    before = files(settings.index.corpus)
+    site.quirks.withdrawn.update({50021, 50022})
+    BROKEN_MEETING[name](site)
+    summary = sync(settings, site)
+    assert files(settings.index.corpus) == before
+    assert summary.withdrawn == 0 and withdrawn_records(settings) == []
+
+
+def test_nothing_is_withdrawn_for_meetings_outside_the_window(settings, site):
+    sync(settings, site)
+    site.quirks.withdrawn.update({50012, 50021})  # 30 January and 4 March
+    summary = sync(settings, site, since=date(2025, 2, 1))
+    assert (settings.index.corpus / CABINET_0130 / "Appendix O - MRP.pdf").is_file()
+    assert not (settings.index.corpus / CABINET_0304 / "Cabinet QPR Q3 Cover.pdf").exists()
+    assert summary.withdrawn == 1
+    assert [r["attachment_id"] for r in withdrawn_records(settings)] == [50021]
+
+
+def test_a_second_withdrawal_under_the_same_name_keeps_both(settings, site):
+    sync(settings, site)
+    site.quirks.withdrawn.add(50022)
+    sync(settings, site)
+    site.quirks.withdrawn.clear()
+    site.attachments[50022] = site.attachments[50021]  # re-published with other bytes
+    sync(settings, site)
+    site.quirks.withdrawn.add(50022)
+    sync(settings, site)
+    kept = sorted(p.name for p in (settings.home / "withdrawn" / CABINET_0304).iterdir())
+    assert len(kept) == 2 and kept[1] == HUBS
+    assert [r["moved_to"].rsplit("/", 1)[1] for r in withdrawn_records(settings)] == [HUBS, kept[0]]
+
+
+def test_a_withdrawal_that_cannot_be_written_keeps_the_file_and_is_tried_again(settings, site):
+    sync(settings, site)
+    (settings.home / "withdrawn").write_text("in the way")  # the folder cannot be made
+    site.quirks.withdrawn.add(50022)
+    summary = sync(settings, site)
+    assert (settings.index.corpus / CABINET_0304 / HUBS).is_file()
+    [failure] = summary.failures
+    assert failure.kind == "withdrawal" and failure.ref == "50022"
+    assert failure.meeting == CABINET_0304 and "could not withdraw" in failure.reason
+    (settings.home / "withdrawn").unlink()
+    again = sync(settings, site)
+    assert again.ok and again.withdrawn == 1
+    assert not (settings.index.corpus / CABINET_0304 / HUBS).exists()

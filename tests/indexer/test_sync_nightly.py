@@ -13,6 +13,7 @@ import time
 from datetime import date
 
 import pytest
+from moderngov_server import ModernGovServer
 from sync_support import settings_fixture, site_fixture  # noqa: F401 - fixtures
 
 from bot.cli.main import main
@@ -20,10 +21,13 @@ from bot.engine.answer import Answerer
 from bot.requests.service import index_roots
 from indexer.errors import IndexDamagedError, LockedError
 from indexer.nightly import EXIT_LOCKED, nightly, nightly_lock
+from indexer.search import Searcher
 from tests.conftest import copy_sample
 
 VAPES = "How many disposable vapes are thrown away each week in the UK?"
 NEW_PAPER = "Green Independents Group - MTLD - 13 March.pdf"
+HUBS = "Scrutiny Committee - call-in Family Hubs Report to Cabinet - FINAL.pdf"
+HUBS_PASSAGE = "Commissioned Services at Seashells and Millmead Family Hubs"
 
 
 @pytest.fixture
@@ -64,6 +68,23 @@ def test_cli_sync_site_unusable_is_2(env, site, monkeypatch, capsys):
     monkeypatch.setenv("CLERK_USER_AGENT", "python-requests/2.32")
     assert main(cli_sync(site)) == 2
     assert "could not sync" in capsys.readouterr().out
+
+
+def test_nightly_json_reports_a_refused_redirect_and_nothing_it_would_have_fetched(
+    env, site, capsys
+):
+    with ModernGovServer() as other:
+        other.quirks.pages["/case"] = b"<html><head><title>Jane Doe casework</title></head></html>"
+        site.quirks.redirects["GetCommittees"] = f"{other.base_url}/case?ref=Jane"
+        status = main(["nightly", "--site", site.base_url, "--json"])
+        assert other.log == []
+    out = capsys.readouterr().out
+    report = json.loads(out)  # what docker/nightly-loop.sh keeps as nightly-last.json
+    assert status == report["status"] == 2
+    [summary] = report["sites"]
+    assert summary["error"].startswith(f"{site.base_url}/mgWebService.asmx/GetCommittees: ")
+    assert "redirect refused: to another site (127.0.0.1:" in summary["error"]
+    assert "Jane" not in out and "/case" not in out
 
 
 def test_nightly_without_sites_is_2(env, capsys):
@@ -221,3 +242,29 @@ def test_an_unexpected_failure_still_exits_2_with_a_report(settings, tmp_path):
     assert run.returncode == 2, run.stderr[-2000:]
     report = json.loads(run.stdout)
     assert report["status"] == 2 and "unexpected failure" in report["index_error"]
+
+
+def test_a_withdrawn_paper_is_gone_from_search_after_the_next_nightly(settings, site, embedder):
+    def night(today: date):
+        return nightly(
+            settings.index, settings.sync, [site.base_url], index_roots(settings), embedder, today
+        )
+
+    assert night(date(2025, 3, 10)).status == 0
+    searcher = Searcher(settings.index.index_dir, embedder)
+    found = searcher.search(HUBS_PASSAGE, k=5)
+    assert found[0].source.endswith(HUBS)
+    assert any(h.source.endswith(HUBS) and "Seashells" in h.text for h in found)
+
+    # the council takes the report down (published in error, with an officer's name in it)
+    site.quirks.withdrawn.add(50022)
+    second = night(date(2025, 3, 11))
+
+    # the running search, never rebuilt, no longer has it in any form
+    for mode in ("hybrid", "bm25", "dense"):
+        hits = searcher.search(HUBS_PASSAGE, k=15, mode=mode)
+        assert not any(h.source.endswith(HUBS) or "Seashells" in h.text for h in hits)
+        assert any(h.source.endswith("52. Call-in Family Hubs.html") for h in hits)  # still there
+    assert second.status == 0 and second.sites[0].withdrawn == 1
+    assert second.index.removed == 1 and second.index.published
+    assert (settings.home / "withdrawn" / "withdrawn.jsonl").is_file()

@@ -4,8 +4,8 @@ Serves the web service's HTTP GET binding (`/mgWebService.asmx/{Op}`) from
 tests/fixtures/moderngov/*.xml (with `{{BASE}}` replaced by the server's own URL), documents
 (`/mgConvert2PDF.aspx?ID=`, `/documents/s{id}/{name}.pdf`) from real PDFs in the repository's
 corpus/ named in attachments.json, and simple meeting and agenda-item pages. `Quirks` switches
-reproduce what real installs do wrong; `log` records every request so tests can assert what was
-fetched.
+reproduce what real installs do wrong (and what a council does: withdraw a paper); `log` records
+every request so tests can assert what was fetched. With `tls=(cert, key)` it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hashlib
 import html
 import json
 import re
+import ssl
 import threading
 import urllib.parse
 import xml.etree.ElementTree as ET  # noqa: S405 - parses our own trusted fixture files
@@ -59,6 +60,13 @@ class Quirks:
     html_as_pdf: set[int] = field(default_factory=set)  # HTML error page as application/pdf
     validators: bool = True  # send ETag/Last-Modified and answer 304 to conditional GETs
     strip_links: set[int] = field(default_factory=set)  # meetings served without linkeddocuments
+    # key -> Location of a redirect answered instead (`{{BASE}}` is this server's URL)
+    redirects: dict[str, str] = field(default_factory=dict)
+    redirect_status: int = 302
+    redirect_once: bool = False  # True: each redirect is answered once, then the page itself
+    pages: dict[str, bytes] = field(default_factory=dict)  # path -> HTML page served with 200
+    withdrawn: set[int] = field(default_factory=set)  # attachment ids the council took down
+    withdrawn_items: set[int] = field(default_factory=set)  # agenda item ids taken down
 
 
 @dataclass
@@ -73,8 +81,13 @@ class Logged:
 class ModernGovServer:
     """Start with `with ModernGovServer() as site:`; `site.base_url`, `site.log`, `site.quirks`."""
 
-    def __init__(self, fixtures: Path = FIXTURES, corpus: Path = REPO_CORPUS) -> None:
-        self.fixtures, self.corpus = fixtures, corpus
+    def __init__(
+        self,
+        fixtures: Path = FIXTURES,
+        corpus: Path = REPO_CORPUS,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        self.fixtures, self.corpus, self.tls = fixtures, corpus, tls
         self.quirks = Quirks()
         self.log: list[Logged] = []
         self.attachments: dict[int, Path] = {
@@ -93,6 +106,10 @@ class ModernGovServer:
         handler = type("Handler", (_Handler,), {"site": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
+        if self.tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
@@ -107,7 +124,8 @@ class ModernGovServer:
     @property
     def base_url(self) -> str:
         assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
     # -- what tests use
 
@@ -181,7 +199,20 @@ class ModernGovServer:
             for item in root.iter("agendaitem"):
                 for linked in item.findall("linkeddocuments"):
                     item.remove(linked)
+        self._take_down(root)
         return self.render(root)
+
+    def _take_down(self, root: ET.Element) -> None:
+        """Leave out the agenda items and documents the council has withdrawn."""
+        q = self.quirks
+        for agenda in root.iter("agendaitems"):
+            for item in list(agenda):
+                if item.findtext("agendaitemid", "").strip() in {str(i) for i in q.withdrawn_items}:
+                    agenda.remove(item)
+        for linked in root.iter("linkeddocuments"):
+            for doc in list(linked):
+                if doc.findtext("attachmentid", "").strip() in {str(i) for i in q.withdrawn}:
+                    linked.remove(doc)
 
     def find_doc(self, attachment_id: int) -> ET.Element | None:
         names = sorted(p.name for p in self.fixtures.glob("GetMeeting_*.xml")) + list(self.extra)
@@ -194,7 +225,7 @@ class ModernGovServer:
 
     def attachment_xml(self, attachment_id: int) -> bytes | None:
         doc = self.find_doc(attachment_id)
-        if doc is None:
+        if doc is None or attachment_id in self.quirks.withdrawn:
             return None
         root = ET.Element("attachment")
         details = ET.SubElement(root, "attachmentdetails")
@@ -325,6 +356,12 @@ class _Handler(BaseHTTPRequestHandler):
         if key in q.evil:
             body = BILLION_LAUGHS if q.evil[key] == "billion" else EXTERNAL_ENTITY
             return 200, "text/xml; charset=utf-8", body, {}
+        if key in q.redirects:
+            target = q.redirects.pop(key) if q.redirect_once else q.redirects[key]
+            location = target.replace("{{BASE}}", site.base_url)
+            return q.redirect_status, "text/html", b"", {"Location": location}
+        if path in q.pages:
+            return 200, "text/html; charset=utf-8", q.pages[path], {}
         lower = path.casefold()
         if lower.startswith("/mgwebservice.asmx/"):
             return self._service(path.split("/")[-1], query)
@@ -376,7 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _pdf(self, attachment_id: int):
         q = self.site.quirks
         path = self.site.attachments.get(attachment_id)
-        if path is None:
+        if path is None or attachment_id in q.withdrawn:
             return 302, "text/html", b"", {"Location": "/mgError.aspx"}
         if attachment_id in q.html_as_pdf:
             return 200, "application/pdf", HTML_ERROR, {}
