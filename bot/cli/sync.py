@@ -112,7 +112,8 @@ def _print_summary(s: SyncSummary) -> None:
         f"{s.site} ({s.council}): {s.committees} committees, {s.meetings} meetings "
         f"({s.new_meetings} new); {s.downloaded} documents downloaded, "
         f"{s.unchanged + s.not_modified} unchanged, {s.items_written} agenda items written, "
-        f"{s.skipped} restricted or external skipped, {len(s.failures)} failed"
+        f"{s.skipped} restricted or external skipped, {s.withdrawn} withdrawn (moved out of the "
+        f"corpus), {len(s.failures)} failed"
     )
     for f in s.failures:
         where = f" [{f.meeting}]" if f.meeting else ""
