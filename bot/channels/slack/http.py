@@ -1,9 +1,15 @@
-"""HTTP mode: Bolt behind a small threaded WSGI server answering POST /slack/events."""
+"""HTTP mode: Bolt behind a small threaded WSGI server answering POST /slack/events.
+
+Nothing is read before it is bounded: a body over MAX_BODY_BYTES (or of unknown length) is
+refused before a byte of it is read, and a client that stalls is dropped after SOCKET_TIMEOUT
+seconds, so a stranger cannot pin memory or threads before the signature is checked.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -12,6 +18,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
+MAX_BODY_BYTES = 1_000_000  # Slack's largest payloads (view submissions) are far smaller
+SOCKET_TIMEOUT = 10.0
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -19,6 +27,8 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = SOCKET_TIMEOUT  # socketserver applies it to every connection
+
     def log_message(self, format, *args):  # noqa: A002 - route access logs to logging
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -27,7 +37,7 @@ class SlackHttpServer:
     """Serves a Bolt app; port 0 picks a free port (see `.port`)."""
 
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 3000) -> None:
-        handler = SlackRequestHandler(app, path=EVENTS_PATH)
+        handler = _bounded(SlackRequestHandler(app, path=EVENTS_PATH))
         self._server = make_server(
             host, port, handler, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
         )
@@ -58,3 +68,20 @@ class SlackHttpServer:
         self._server.server_close()
         if self._thread:
             self._thread.join(timeout=5)
+
+
+def _bounded(app: Callable) -> Callable:
+    """The WSGI app behind a length check: 411 without a length, 413 when too long."""
+
+    def bounded(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        raw = environ.get("CONTENT_LENGTH") or ""
+        if environ.get("REQUEST_METHOD") == "POST":
+            if not raw.isdigit():
+                start_response("411 Length Required", [("Content-Type", "text/plain")])
+                return [b"Content-Length required\n"]
+            if int(raw) > MAX_BODY_BYTES:
+                start_response("413 Payload Too Large", [("Content-Type", "text/plain")])
+                return [b"request too large\n"]
+        return app(environ, start_response)
+
+    return bounded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 
 import pytest
@@ -232,6 +233,29 @@ def test_forged_or_stale_requests_are_rejected_and_nothing_is_posted(rig, how):
     assert rig.interaction(fixture("block_actions_helpful.json"), **how).status == 401
     rig.api.settle()
     assert {c.method for c in rig.api.calls} <= {"auth.test"}
+
+
+def test_an_oversized_or_unmeasured_body_is_refused_before_it_is_read(rig):
+    host, port = rig.server.url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        # claims 2 GB and sends none of it: refused at once, nothing buffered
+        conn.sendall(
+            b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\n"
+        )
+        assert conn.recv(100).startswith(b"HTTP/1.0 413")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n\r\n")  # no length at all
+        assert conn.recv(100).startswith(b"HTTP/1.0 411")
+    assert {c.method for c in rig.api.calls} <= {"auth.test"}
+
+
+def test_a_client_that_stalls_is_dropped(rig):
+    host, port = rig.server.url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(b"POST /slack/events HTTP/1.1\r\n")  # ...and never finishes the headers
+        started = time.monotonic()
+        assert conn.recv(100) == b""  # the server hung up on us
+        assert time.monotonic() - started < 25
 
 
 def test_retried_event_is_answered_once(rig):
