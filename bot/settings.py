@@ -128,6 +128,18 @@ class EmailSettings(SettingsGroup):
         "CLERK_EMAIL_QUARANTINE",
         "IMAP folder that messages Clerk cannot read are moved to (created if absent).",
     )
+    max_mb: float = setting(
+        10.0,
+        "CLERK_EMAIL_MAX_MB",
+        "Largest message read, in MB (MiB); a larger one is quarantined without being fetched.",
+    )
+    require_auth: bool = setting(
+        True,
+        "CLERK_EMAIL_REQUIRE_AUTH",
+        "Refuse a sender whose receiving server's Authentication-Results header reports DMARC "
+        "failing (or SPF failing or soft-failing where there is no DMARC verdict); messages "
+        "without the header are not affected.",
+    )
 
 
 @dataclass(frozen=True)

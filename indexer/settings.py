@@ -96,6 +96,8 @@ def _convert(env: str, kind: Any, raw: Any) -> Any:
         return tuple(split_list(str(raw)))
     if isinstance(raw, kind):
         return raw
+    if kind is bool:
+        return _boolean(env, raw)
     try:
         if isinstance(kind, type) and issubclass(kind, enum.Enum):
             return kind(str(raw).strip().lower())
@@ -107,6 +109,16 @@ def _convert(env: str, kind: Any, raw: Any) -> Any:
         if isinstance(kind, type) and issubclass(kind, enum.Enum):
             allowed = f" (one of: {', '.join(str(m.value) for m in kind)})"
         raise ConfigError(f"{env}={raw!r} is not a valid {kind.__name__}{allowed}") from exc
+
+
+def _boolean(env: str, raw: Any) -> bool:
+    """true/false, yes/no, on/off or 1/0, any case (bool("false") would be True)."""
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{env}={raw!r} is not true or false")
 
 
 def split_list(value: str) -> list[str]:

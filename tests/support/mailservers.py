@@ -13,6 +13,7 @@ import email.policy
 import imaplib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -280,6 +281,115 @@ def start_dovecot(tls: bool = False) -> Dovecot:
 def remove_dovecot(server: Dovecot) -> None:
     server.stop()
     shutil.rmtree(server.root, ignore_errors=True)
+
+
+def nested_question(depth: int, message_id: str = "<deep-1@mail.kent.gov.uk>") -> bytes:
+    """A councillor's question whose text sits inside `depth` nested multipart/mixed parts."""
+    part = b"Content-Type: text/plain\r\n\r\nWhat was agreed?\r\n"
+    for level in range(depth):
+        boundary = b"level%d" % level
+        part = (
+            b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n--'
+            + boundary + b"\r\n" + part + b"--" + boundary + b"--\r\n"
+        )  # fmt: skip
+    head = (
+        "From: Cllr Jane Smith <jane.smith@kent.gov.uk>\r\nTo: ask@clerk.example\r\n"
+        f"Subject: Budget\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+    )
+    return head.encode() + part
+
+
+class ImapFaults:
+    """A loopback proxy in front of a real Dovecot that answers chosen commands about one
+    message (UID FETCH, STORE, MOVE...) with NO or BAD itself, as a server does when one message
+    cannot be read or flagged; everything else passes through unchanged. It also counts the
+    bytes the server sent, so a test can tell whether a message was downloaded."""
+
+    _COMMAND = re.compile(rb"^(\S+) UID (\S+) (\S+)", re.IGNORECASE)
+    _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.refusals: dict[tuple[str, str], str] = {}  # (command, uid) -> NO or BAD
+        self.refused = 0  # how many commands were answered by the proxy
+        self.bytes_from_server = 0
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+
+    def start(self) -> ImapFaults:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def refuse(self, command: str, uid: int, status: str = "NO") -> None:
+        """Answer every `UID <command> <uid>` with status until allowed again."""
+        with self._lock:
+            self.refusals[(command.upper(), str(uid))] = status
+
+    def allow_all(self) -> None:
+        with self._lock:
+            self.refusals.clear()
+
+    def stop(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.upstream_port), 10)
+            except OSError:
+                return
+            with self._lock:
+                self._sockets += [client, server]
+            sending = threading.Lock()  # the proxy's own replies and the server's never interleave
+            threading.Thread(target=self._down, args=(server, client, sending), daemon=True).start()
+            threading.Thread(target=self._up, args=(client, server, sending), daemon=True).start()
+
+    def _down(self, server: socket.socket, client: socket.socket, sending: threading.Lock) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := server.recv(65536):
+                with sending:
+                    client.sendall(chunk)
+                with self._lock:
+                    self.bytes_from_server += len(chunk)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
+
+    def _up(self, client: socket.socket, server: socket.socket, sending: threading.Lock) -> None:
+        reader = client.makefile("rb")
+        with contextlib.suppress(OSError, ValueError):
+            while line := reader.readline():
+                refusal = self._refusal(line)
+                if refusal:
+                    with sending:
+                        client.sendall(refusal)
+                    continue
+                server.sendall(line)
+                literal = self._LITERAL.search(line)
+                if literal:  # the client's literal follows its line (after the server's "+")
+                    server.sendall(reader.read(int(literal.group(1))))
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)
+
+    def _refusal(self, line: bytes) -> bytes | None:
+        found = self._COMMAND.match(line)
+        if not found:
+            return None
+        tag, command, uid = (part.decode() for part in found.groups())
+        with self._lock:
+            status = self.refusals.get((command.upper(), uid))
+            if status is None:
+                return None
+            self.refused += 1
+        text = "[SERVERBUG] Refused by the test proxy" if status == "NO" else "Refused by the proxy"
+        return f"{tag} {status} {text}\r\n".encode()
 
 
 @dataclass

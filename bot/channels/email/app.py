@@ -3,6 +3,9 @@
 Each waiting message is screened (mail loops, allowed senders), parsed, answered through the
 follow-up orchestration, and replied to exactly once: the state table records the reply before it
 is sent, and IMAP flags (or the quarantine folder) show what was done. Nothing is deleted.
+A message that cannot be read (or is over the size limit, checked before it is downloaded) is
+quarantined with its reason; one the server refuses to fetch or flag is skipped for the pass.
+Logs name messages by IMAP UID and give reasons, never addresses or subjects.
 """
 
 from __future__ import annotations
@@ -20,19 +23,18 @@ from bot.channels.email import state as st
 from bot.channels.email.clients import (
     CONNECTION_ERRORS,
     Mailbox,
+    MessageRefused,
     logout_quietly,
     quit_quietly,
     send,
+    smtp_problem,
 )
 from bot.channels.email.parse import (
     IncomingQuestion,
     ParseError,
-    automated_reason,
     is_allowed,
     message_key,
-    parse_question,
-    read_message,
-    sender_of,
+    read_question,
 )
 from bot.channels.email.render import asker_reply_to, render_answer, render_problem
 from bot.errors import QuestionError
@@ -68,6 +70,7 @@ class RunSummary:
     uncertain: int = 0
     failed: int = 0
     already_done: int = 0
+    skipped: int = 0  # the server refused to fetch, flag or move it; retried on the next pass
     errors: int = 0  # something unexpected; the message is retried on a later pass
 
     @property
@@ -98,6 +101,7 @@ class EmailAssistant:
         self.smtp_factory = smtp_factory
         self.backoff = backoff
         self.own_address = settings.email.address.strip().lower()
+        self.max_bytes = int(settings.email.max_mb * 1024 * 1024)
         self.state = st.EmailState(settings.home / STATE_FILE)
 
     def close(self) -> None:
@@ -158,47 +162,77 @@ class EmailAssistant:
             raise
 
     def process(self, mailbox: Mailbox) -> RunSummary:
-        """One pass: handle each unprocessed message in the selected folder."""
+        """One pass: handle each unprocessed message in the selected folder.
+
+        A message the server will not fetch, flag or move is skipped (and tried again on the
+        next pass); one that cannot be read is quarantined; neither stops the pass."""
         counts: Counter[str] = Counter()
         for uid in mailbox.unprocessed():
-            raw = mailbox.fetch(uid)
-            if raw is None:
-                continue
             try:
-                counts[self._handle(mailbox, uid, raw)] += 1
+                outcome = self._handle(mailbox, uid)
+            except MessageRefused as exc:
+                log.warning("skipped message uid %s this pass: %s", uid.decode(), exc)
+                outcome = "skipped"
             except CONNECTION_ERRORS:
                 raise
             except Exception:  # one bad message must not stop the others being answered
-                log.exception("could not handle message uid %s; it will be tried again", uid)
-                counts["errors"] += 1
+                log.exception("could not handle message uid %s; retried next pass", uid.decode())
+                outcome = "errors"
+            if outcome:
+                counts[outcome] += 1
         return RunSummary(**counts)
 
-    def _handle(self, mailbox: Mailbox, uid: bytes, raw: bytes) -> str:
-        """Handle one message; returns the RunSummary field it counts under."""
-        msg = read_message(raw)
-        key = message_key(msg, raw)
-        _, sender = sender_of(msg)
-        subject = _safe_subject(msg)
+    def _handle(self, mailbox: Mailbox, uid: bytes) -> str | None:
+        """Handle one message; returns the RunSummary field it counts under (None: vanished)."""
+        size = mailbox.size(uid)
+        if size is None:
+            return None
+        if size > self.max_bytes:
+            head = mailbox.header(uid)
+            if head is None:
+                return None
+            key = message_key(head)
+            reason = f"{size:,} bytes, over the {self.settings.email.max_mb:g} MB limit"
+            reason += " (CLERK_EMAIL_MAX_MB); not read"
+            return self._already_handled(mailbox, uid, key) or self._quarantine(
+                mailbox, uid, key, reason
+            )
+        raw = mailbox.fetch(uid)
+        if raw is None:
+            return None
+        key = message_key(raw)
         done = self._already_handled(mailbox, uid, key)
         if done:
             return done
-        reason = automated_reason(msg, self.own_address)
-        if reason:
-            log.info("ignoring %s from %s: %s", key, sender or "?", reason)
-            return self._finish(mailbox, uid, key, sender, subject, st.IGNORED, reason)
         try:
-            incoming = parse_question(msg, raw)
+            read = read_question(raw, self.own_address)
         except ParseError as exc:
-            log.warning("quarantining %s from %s: %s", key, sender or "?", exc)
-            self.state.record(key, sender, subject, st.QUARANTINED, str(exc))
-            mailbox.flag(uid)
-            mailbox.move(uid, self.settings.email.quarantine_folder)
-            return "quarantined"
+            return self._quarantine(mailbox, uid, key, str(exc))
+        if isinstance(read, str):
+            log.info("ignoring message uid %s: %s", uid.decode(), read)
+            return self._finish(mailbox, uid, key, "", "", st.IGNORED, read)
+        refusal = self._refusal(read)
+        if refusal:
+            log.info("not answering message uid %s: %s", uid.decode(), refusal)
+            return self._finish(
+                mailbox, uid, key, read.sender, read.subject, st.UNKNOWN_SENDER, refusal
+            )
+        return self._answer(mailbox, uid, key, read)
+
+    def _refusal(self, incoming: IncomingQuestion) -> str | None:
+        """Why the sender is not one Clerk answers, or None."""
         if not is_allowed(incoming.sender, self.settings.email.allowed):
-            log.info("not answering %s: %s is not an allowed sender", key, incoming.sender)
-            reason = "sender not in CLERK_EMAIL_ALLOWED"
-            return self._finish(mailbox, uid, key, sender, subject, st.UNKNOWN_SENDER, reason)
-        return self._answer(mailbox, uid, incoming)
+            return "sender not in CLERK_EMAIL_ALLOWED"
+        if incoming.auth_failure and self.settings.email.require_auth:
+            return f"sender not authenticated ({incoming.auth_failure}; CLERK_EMAIL_REQUIRE_AUTH)"
+        return None
+
+    def _quarantine(self, mailbox: Mailbox, uid: bytes, key: str, reason: str) -> str:
+        """Record why a message cannot be read, then move it to the quarantine folder."""
+        log.warning("quarantining message uid %s: %s", uid.decode(), reason)
+        self.state.record(key, "", "", st.QUARANTINED, reason)
+        mailbox.move(uid, self.settings.email.quarantine_folder)
+        return "quarantined"
 
     def _already_handled(self, mailbox: Mailbox, uid: bytes, key: str) -> str | None:
         """Re-flag a message whose outcome is already recorded; settle one left in 'sending'."""
@@ -207,10 +241,9 @@ class EmailAssistant:
             return None
         if record.state == st.SENDING:
             log.error(
-                "message %s was being replied to (reply %s) when Clerk stopped; it is treated "
-                "as sent and flagged for an officer to check, never sent twice",
-                key,
-                record.reply_id,
+                "message uid %s was being replied to when Clerk stopped; it is treated as sent "
+                "and flagged for an officer to check, never sent twice",
+                uid.decode(),
             )
             self.state.finish(key, st.UNCERTAIN, "interrupted while sending; not resent")
             mailbox.flag(uid, *FLAGS[st.UNCERTAIN])
@@ -226,8 +259,7 @@ class EmailAssistant:
         mailbox.flag(uid, *FLAGS[state])
         return state.replace("-", "_")
 
-    def _answer(self, mailbox: Mailbox, uid: bytes, incoming: IncomingQuestion) -> str:
-        key = incoming.message_id
+    def _answer(self, mailbox: Mailbox, uid: bytes, key: str, incoming: IncomingQuestion) -> str:
         if not self.state.claim(key, incoming.sender, incoming.subject):
             return self._already_handled(mailbox, uid, key) or "already_done"
         asker = Asker("email", incoming.sender, incoming.sender_name, asker_reply_to(incoming))
@@ -243,11 +275,11 @@ class EmailAssistant:
             reply = render_answer(incoming, answer, self.own_address, logged)
             outcome = "answered" if answer.answered else "acknowledged"
         request_id = logged.request.request_id if logged else None
-        state = self._send(key, reply, request_id)
+        state = self._send(uid, key, reply, request_id)
         mailbox.flag(uid, *FLAGS[state])
         return outcome if state == st.SENT else state
 
-    def _send(self, key: str, reply: EmailMessage, request_id: int | None) -> str:
+    def _send(self, uid: bytes, key: str, reply: EmailMessage, request_id: int | None) -> str:
         """Send a reply at most once: recorded as 'sending' first, then 'sent'."""
         try:
             smtp = self.smtp_factory()
@@ -259,24 +291,19 @@ class EmailAssistant:
             try:
                 send(smtp, reply)
             except REFUSED as exc:
-                log.error("SMTP server refused the reply to %s: %s", key, exc)
-                self.state.finish(key, st.FAILED, f"refused: {exc}")
+                reason = f"refused by the SMTP server: {smtp_problem(exc)}"
+                log.error("the reply to message uid %s was %s", uid.decode(), reason)
+                self.state.finish(key, st.FAILED, reason)
                 return st.FAILED
             except CONNECTION_ERRORS as exc:
-                log.error("reply to %s may or may not have been sent: %s", key, exc)
-                self.state.finish(key, st.UNCERTAIN, f"connection lost while sending: {exc}")
+                reason = f"connection lost while sending: {smtp_problem(exc)}"
+                log.error("reply to message uid %s may have been sent: %s", uid.decode(), reason)
+                self.state.finish(key, st.UNCERTAIN, reason)
                 raise
             self.state.finish(key, st.SENT)
             return st.SENT
         finally:
             quit_quietly(smtp)
-
-
-def _safe_subject(msg: EmailMessage) -> str:
-    try:
-        return str(msg.get("Subject", "") or "")
-    except Exception:  # noqa: BLE001 - recorded only; parse_question reports the real problem
-        return ""
 
 
 def _run_hook(hook: Callable[[], object] | None) -> None:

@@ -20,12 +20,25 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage
 
 from bot.settings import Security, Settings
-from indexer.errors import ConfigError
+from indexer.errors import ClerkError, ConfigError
 
 TIMEOUT = 60.0  # seconds for any single network operation
 PROCESSED = "$ClerkProcessed"
+HEADER_LIMIT = 64 * 1024  # bytes of header read from a message too large to fetch
 # Errors after which a new connection is worth trying.
 CONNECTION_ERRORS = (OSError, EOFError, imaplib.IMAP4.error, smtplib.SMTPException)
+
+
+class MessageRefused(ClerkError):
+    """The IMAP server answered NO or BAD to a command about one message (fetch, flag, move).
+
+    Not a connection error: the connection is fine and the other messages can still be handled;
+    this one is skipped for the pass. Carries the command, the status and the server's response
+    code (such as SERVERBUG), never the server's free text."""
+
+    def __init__(self, command: str, status: str, code: str = ""):
+        self.command, self.status, self.code = command, status, code
+        super().__init__(f"{command} {status}" + (f" [{code}]" if code else ""))
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:
@@ -109,29 +122,54 @@ class Mailbox:
         data = _check(self.imap.uid("SEARCH", "UNKEYWORD", PROCESSED, "UNDELETED"), "SEARCH")
         return data[0].split() if data and data[0] else []
 
+    def size(self, uid: bytes) -> int | None:
+        """The message's size in bytes (RFC822.SIZE), without fetching it; None when vanished."""
+        for item in self._uid("FETCH", uid, "(RFC822.SIZE)"):
+            line = item[0] if isinstance(item, tuple) else item
+            found = re.search(rb"RFC822\.SIZE (\d+)", line) if isinstance(line, bytes) else None
+            if found:
+                return int(found.group(1))
+        return None
+
     def fetch(self, uid: bytes) -> bytes | None:
         """The raw message, without setting \\Seen; None when it has vanished."""
-        data = _check(self.imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])"), "FETCH")
-        for item in data:
-            if isinstance(item, tuple) and len(item) == 2:
-                return item[1]
-        return None
+        return _literal(self._uid("FETCH", uid, "(BODY.PEEK[])"))
+
+    def header(self, uid: bytes, limit: int = HEADER_LIMIT) -> bytes | None:
+        """At most the first `limit` bytes of the message's header, without setting \\Seen."""
+        return _literal(self._uid("FETCH", uid, f"(BODY.PEEK[HEADER]<0.{limit}>)"))
 
     def flag(self, uid: bytes, *flags: str) -> None:
         """Add flags and keywords (always including the processed keyword)."""
         names = " ".join(dict.fromkeys((PROCESSED, *flags)))
-        _check(self.imap.uid("STORE", uid.decode(), "+FLAGS.SILENT", f"({names})"), "STORE")
+        self._uid("STORE", uid, "+FLAGS.SILENT", f"({names})")
 
     def move(self, uid: bytes, folder: str) -> None:
-        """Move a message to folder (created when absent); copy and flag it without MOVE."""
+        """Move a message to folder (created when absent). Without MOVE it is copied, and the
+        original expunged (with UIDPLUS) or left flagged as processed, so it is not seen again.
+        A refused move leaves the message where it was, to be moved on a later pass."""
         self.ensure_folder(folder)
         if "MOVE" in self.capabilities:
-            _check(self.imap.uid("MOVE", uid.decode(), quote_folder(folder)), "MOVE")
+            self._uid("MOVE", uid, quote_folder(folder))
             return
-        _check(self.imap.uid("COPY", uid.decode(), quote_folder(folder)), "COPY")
+        self._uid("COPY", uid, quote_folder(folder))
         if "UIDPLUS" in self.capabilities:
             self.flag(uid, "\\Deleted")
-            _check(self.imap.uid("EXPUNGE", uid.decode()), "UID EXPUNGE")
+            self._uid("EXPUNGE", uid)
+        else:
+            self.flag(uid)
+
+    def _uid(self, command: str, uid: bytes, *args: str) -> list:
+        """A UID command about one message; MessageRefused when the server answers NO or BAD."""
+        try:
+            status, data = self.imap.uid(command, uid.decode(), *args)
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone
+        except imaplib.IMAP4.error as exc:  # imaplib raises on BAD
+            raise MessageRefused(command, "BAD", _response_code(str(exc))) from exc
+        if status != "OK":
+            raise MessageRefused(command, status, _response_code(repr(data)))
+        return data
 
     def ensure_folder(self, folder: str) -> None:
         status, _ = self.imap.create(quote_folder(folder))
@@ -199,12 +237,36 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage) -> None:
     smtp.sendmail(sender, recipients, out.getvalue())
 
 
+def smtp_problem(exc: BaseException) -> str:
+    """An SMTP or connection failure in a few words with its reply codes, never the addresses
+    it names (a refused recipient's exception quotes the address)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _ in exc.recipients.values()})
+        return "recipient refused (" + ", ".join(codes) + ")"
+    code = getattr(exc, "smtp_code", None)
+    return f"{type(exc).__name__} {code}" if code else type(exc).__name__
+
+
 def quit_quietly(smtp: smtplib.SMTP) -> None:
     """End an SMTP session; a dead connection is just closed."""
     try:
         smtp.quit()
     except CONNECTION_ERRORS:
         smtp.close()
+
+
+def _literal(data: list) -> bytes | None:
+    """The one literal (message bytes) in a FETCH response, or None."""
+    for item in data:
+        if isinstance(item, tuple) and len(item) == 2:
+            return item[1]
+    return None
+
+
+def _response_code(text: str) -> str:
+    """The bracketed response code in a server reply (`NO [SERVERBUG] ...` gives SERVERBUG)."""
+    found = re.search(r"\[([A-Z][A-Z0-9-]*)", text)
+    return found.group(1) if found else ""
 
 
 def _check(response: tuple[str, list], what: str) -> list:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 
-from bot.channels.email.clients import CONNECTION_ERRORS, connect_smtp, quit_quietly, send
+from bot.channels.email.clients import (
+    CONNECTION_ERRORS,
+    connect_smtp,
+    quit_quietly,
+    send,
+    smtp_problem,
+)
 from bot.channels.email.render import render_officer_answer
 from bot.errors import DeliveryError
 from bot.requests.model import Asker, InfoRequest
@@ -31,7 +37,7 @@ class EmailNotifier:
             finally:
                 quit_quietly(smtp)
         except CONNECTION_ERRORS as exc:
-            raise DeliveryError(f"email to {asker.user_id} not sent: {exc}") from exc
+            raise DeliveryError(f"email not sent: {smtp_problem(exc)}") from exc
 
 
 def notifier_from_settings(settings: Settings) -> EmailNotifier | None:

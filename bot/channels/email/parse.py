@@ -12,17 +12,19 @@ import email.policy
 import hashlib
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.errors import ObsoleteHeaderDefect
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import getaddresses
 
 from bs4 import BeautifulSoup
 
+from bot.channels.email.authresults import authentication_failure
 from indexer.errors import ClerkError
 
 
 class ParseError(ClerkError):
-    """An email cannot be read as a question (no sender, no Message-ID, no text, broken MIME)."""
+    """An email cannot be read as a question (no single clean From address, a missing or
+    malformed Message-ID, no text, broken or too deeply nested MIME)."""
 
 
 @dataclass(frozen=True)
@@ -37,38 +39,102 @@ class IncomingQuestion:
     body: str  # the new text of the body (may be empty)
     references: tuple[str, ...] = ()
     in_reply_to: str | None = None
+    # why the receiving server's Authentication-Results say the sender is not who From names
+    auth_failure: str | None = None
 
 
 MAX_BODY_CHARS = 20_000  # a question longer than this is not a question; keep parsing bounded
+# Real mail nests a few levels (a forward of a reply with attachments); the email package
+# recurses once per level, so a message nested a thousand deep would exhaust the stack.
+MAX_MIME_DEPTH = 30
 _PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _MSGID = re.compile(r"<[^<>\s]+>")
+# RFC 5322 msg-id (dots allowed anywhere, as real Message-IDs have them): what a reply may quote.
+_ID_TEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+"
+_VALID_MSGID = re.compile(rf"<{_ID_TEXT}@(?:{_ID_TEXT}|\[[!-Z^-~]*\])>")
+_MESSAGE_ID_FIELD = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.M)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _AUTOMATED_SENDERS = re.compile(
     r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)([+\-_.].*)?@", re.IGNORECASE
 )
 
 
+def read_question(raw: bytes, own_address: str) -> IncomingQuestion | str:
+    """The question in a raw message, or why it must not be answered (automatic mail: a reply
+    could start a loop); ParseError when it cannot be read, whatever the email package raised."""
+    try:
+        msg = read_message(raw)
+        reason = automated_reason(msg, own_address)
+        return reason if reason else parse_question(msg, raw)
+    except (ParseError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the email package's bugs on hostile input
+        raise ParseError(f"unreadable message ({type(exc).__name__})") from exc
+
+
 def read_message(raw: bytes) -> EmailMessage:
-    """Parse raw bytes with the modern email policy."""
-    return BytesParser(policy=email.policy.default).parsebytes(raw)
+    """Parse raw bytes with the modern email policy; ParseError when MIME nests too deeply."""
+    try:
+        msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    except RecursionError as exc:
+        raise ParseError(f"MIME parts nested more than {MAX_MIME_DEPTH} deep") from exc
+    if mime_depth(msg) > MAX_MIME_DEPTH:
+        raise ParseError(f"MIME parts nested more than {MAX_MIME_DEPTH} deep")
+    return msg
 
 
-def message_key(msg: EmailMessage, raw: bytes) -> str:
-    """The id Clerk records a message under: its Message-ID, or a digest when it has none."""
-    found = _MSGID.search(str(msg.get("Message-ID", "") or ""))
-    return found.group(0) if found else "sha256:" + hashlib.sha256(raw).hexdigest()
+def mime_depth(msg: Message) -> int:
+    """How deeply the message's parts nest (1 for a single part), counted without recursion."""
+    deepest = 0
+    waiting: list[tuple[Message, int]] = [(msg, 1)]
+    while waiting:
+        part, depth = waiting.pop()
+        deepest = max(deepest, depth)
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list) and depth <= MAX_MIME_DEPTH:
+            waiting.extend((c, depth + 1) for c in payload if isinstance(c, Message))
+    return deepest
+
+
+def message_key(raw: bytes) -> str:
+    """The id Clerk records a message under: its Message-ID, or a digest when it has none.
+
+    Read from the raw header lines, not the email package, so that any message, even one it
+    cannot parse (or only the start of its header, for one too large to fetch), has a key."""
+    found = _HEADER_END.search(raw)
+    field = _MESSAGE_ID_FIELD.search(raw[: found.start()] if found else raw)
+    if field:
+        message_id = _MSGID.search(field.group(1).decode("ascii", "replace"))
+        if message_id:
+            return message_id.group(0)
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def sender_of(msg: EmailMessage) -> tuple[str, str]:
-    """(display name, lower-case address) of the From header; ("", "") when unusable."""
+    """(display name, lower-case address) of the From header; ("", "") when it names no one."""
     try:
-        values = [str(v) for v in msg.get_all("From", [])]
-    except Exception:  # noqa: BLE001 - a header so broken the parser gives up
+        return from_address(msg)
+    except Exception:  # noqa: BLE001 - ParseError, or a header so broken the parser gives up
         return "", ""
-    pairs = [(name, addr) for name, addr in getaddresses(values) if "@" in addr]
-    if len(pairs) != 1:
-        return "", ""
-    name, addr = pairs[0]
-    return name.strip(), addr.strip().lower()
+
+
+def from_address(msg: EmailMessage) -> tuple[str, str]:
+    """(display name, lower-case address) of the one mailbox in the one From header.
+
+    ParseError when there is none, several, or the header has parse defects: a header such as
+    `smith@kent.gov.uk <a@evil.com>` is not read as any address. Obsolete but valid syntax
+    (`J. Smith <j@kent.gov.uk>`, which RFC 5322 says must be accepted) is not a defect."""
+    headers = msg.get_all("From") or []
+    if len(headers) != 1:
+        raise ParseError("several From headers" if headers else "no From header")
+    header = headers[0]
+    defects = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
+    if defects:
+        raise ParseError(f"From header has parse defects ({defects[0]})")
+    addresses = header.addresses
+    if len(addresses) != 1 or not (addresses[0].username and addresses[0].domain):
+        raise ParseError("From header does not name exactly one address")
+    return addresses[0].display_name.strip(), addresses[0].addr_spec.strip().lower()
 
 
 def automated_reason(msg: EmailMessage, own_address: str) -> str | None:
@@ -86,7 +152,7 @@ def automated_reason(msg: EmailMessage, own_address: str) -> str | None:
         return "X-Auto-Response-Suppress: All"
     _, sender = sender_of(msg)
     if sender and _AUTOMATED_SENDERS.match(sender):
-        return f"automated sender {sender}"
+        return "automated sender address"
     if sender and own_address and sender == own_address.strip().lower():
         return "sent by Clerk itself"
     if msg.get_content_type() == "multipart/report":
@@ -107,15 +173,16 @@ def is_allowed(sender: str, allowed: tuple[str, ...]) -> bool:
 
 
 def parse_question(msg: EmailMessage, raw: bytes = b"") -> IncomingQuestion:
-    """The question in a message; ParseError says why when there is none."""
+    """The question in a message (raw: the bytes it was read from); ParseError says why when
+    there is none."""
     if msg.defects and not msg.keys():
         raise ParseError("no headers could be read")
-    name, sender = sender_of(msg)
-    if not sender:
-        raise ParseError("no single valid From address")
-    found = _MSGID.search(str(msg.get("Message-ID", "") or ""))
-    if not found:
+    name, sender = from_address(msg)
+    message_id = message_key(raw or msg.as_bytes())
+    if message_id.startswith("sha256:"):
         raise ParseError("no Message-ID header")
+    if not _VALID_MSGID.fullmatch(message_id):
+        raise ParseError("malformed Message-ID")
     try:
         subject = " ".join(str(msg.get("Subject", "") or "").split())
     except Exception as exc:  # noqa: BLE001 - undecodable encoded words
@@ -125,8 +192,9 @@ def parse_question(msg: EmailMessage, raw: bytes = b"") -> IncomingQuestion:
     question = f"{topic}\n\n{body}".strip() if body else topic
     if not question:
         raise ParseError("no subject and no text in the body")
+    auth = [str(value) for value in msg.get_all("Authentication-Results") or []]
     return IncomingQuestion(
-        message_id=found.group(0),
+        message_id=message_id,
         sender=sender,
         sender_name=name,
         subject=subject,
@@ -134,6 +202,7 @@ def parse_question(msg: EmailMessage, raw: bytes = b"") -> IncomingQuestion:
         body=body,
         references=tuple(_MSGID.findall(str(msg.get("References", "") or ""))),
         in_reply_to=_first_id(msg.get("In-Reply-To")),
+        auth_failure=authentication_failure(auth, sender.rpartition("@")[2]),
     )
 
 

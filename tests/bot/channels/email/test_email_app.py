@@ -14,7 +14,7 @@ import time
 
 import paths
 import pytest
-from mailservers import SmtpCapture, remove_dovecot, start_dovecot
+from mailservers import ImapFaults, SmtpCapture, nested_question, remove_dovecot, start_dovecot
 
 from bot.channels.email.app import STATE_FILE, EmailAssistant
 from bot.channels.email.clients import connect_imap, connect_smtp
@@ -383,3 +383,220 @@ def test_question_too_long_gets_an_explanation_not_a_request(
     [sent] = smtp_server.messages
     assert "I could not look this up" in sent.message.get_body(("plain",)).get_content()
     assert store.list() == []
+
+
+def with_header(raw: bytes, header: str, value: str) -> bytes:
+    """The message with one header's value replaced."""
+    prefix = header.encode() + b": "
+    lines = raw.split(b"\r\n")
+    return b"\r\n".join(prefix + value.encode() if x.startswith(prefix) else x for x in lines)
+
+
+def received_with(raw: bytes, auth_results: str) -> bytes:
+    """The message as the receiving server stores it, with its Authentication-Results on top."""
+    return f"Authentication-Results: {auth_results}\r\n".encode() + raw
+
+
+def personal_data_logged(caplog) -> list[str]:
+    """Log lines naming an address, a domain of the test senders or a subject."""
+    words = ("@", "kent.gov.uk", "evil.com", "Devolution", "Potholes")
+    return [r.getMessage() for r in caplog.records if any(w in r.getMessage() for w in words)]
+
+
+@pytest.mark.parametrize(
+    "spoofed", ["smith@kent.gov.uk <a@evil.com>", "<smith@kent.gov.uk>a@evil.com"]
+)
+def test_from_header_with_defects_is_not_read_as_the_allowed_address(
+    assistant, settings, dovecot, mailbox_user, smtp_server, spoofed, caplog
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    raw = eml("plain_question.eml", "<spoofed-1@evil.com>")
+    dovecot.append(mailbox_user, with_header(raw, "From", spoofed))
+    dovecot.append(mailbox_user, eml("plain_question.eml"))
+
+    summary = assistant.run_once()
+
+    assert (summary.answered, summary.quarantined, summary.total) == (1, 1, 2)
+    [sent] = smtp_server.messages  # only the real councillor's question
+    assert sent.rcpt_tos == ["jane.smith@kent.gov.uk"]
+    assert list(flags_of(dovecot, mailbox_user, "Clerk Quarantine")) == ["<spoofed-1@evil.com>"]
+    record = EmailState(settings.home / STATE_FILE).get("<spoofed-1@evil.com>")
+    assert record.state == "quarantined" and "From header has parse defects" in record.reason
+    assert assistant.run_once().total == 0
+    assert personal_data_logged(caplog) == []
+
+
+DMARC_FAIL = (
+    "mx.kent.gov.uk; spf=pass smtp.mailfrom=kent.gov.uk; dkim=none; "
+    "dmarc=fail (p=none dis=none) header.from=kent.gov.uk"
+)
+SPF_SOFTFAIL = (
+    "mx.kent.gov.uk; spf=softfail (domain does not designate 203.0.113.9) smtp.mailfrom=kent.gov.uk"
+)
+DKIM_ALIGNED = (
+    "mx.kent.gov.uk; spf=fail smtp.mailfrom=bounce.example; dkim=pass header.d=kent.gov.uk; "
+    "dmarc=pass header.from=kent.gov.uk"
+)
+
+
+def test_failed_dmarc_or_spf_is_not_an_allowed_sender(
+    assistant, settings, dovecot, mailbox_user, smtp_server, caplog
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    for number, results in enumerate((DMARC_FAIL, SPF_SOFTFAIL, DKIM_ALIGNED)):
+        raw = eml("plain_question.eml", f"<auth-{number}@mail.kent.gov.uk>")
+        dovecot.append(mailbox_user, received_with(raw, results))
+    dovecot.append(mailbox_user, eml("plain_question.eml"))  # no Authentication-Results at all
+
+    summary = assistant.run_once()
+
+    assert (summary.unknown_sender, summary.answered, summary.total) == (2, 2, 4)
+    replied_to = sorted(m.message["In-Reply-To"] for m in smtp_server.messages)
+    assert replied_to == ["<auth-2@mail.kent.gov.uk>", "<plain-question-1@mail.kent.gov.uk>"]
+    state = EmailState(settings.home / STATE_FILE)
+    for number, failure in ((0, "dmarc=fail"), (1, "spf=softfail")):
+        record = state.get(f"<auth-{number}@mail.kent.gov.uk>")
+        assert record.state == "unknown-sender" and failure in record.reason
+        flags = flags_of(dovecot, mailbox_user)[f"<auth-{number}@mail.kent.gov.uk>"]
+        assert "$ClerkUnknownSender" in flags
+    assert personal_data_logged(caplog) == []
+
+
+def test_failed_dmarc_is_answered_when_authentication_is_not_required(
+    engine_settings, answerer, store, dovecot, mailbox_user, smtp_server
+):
+    smtp_server.clear()
+    settings = mail_settings(
+        engine_settings,
+        dovecot.imap_port,
+        mailbox_user,
+        smtp_server.port,
+        CLERK_EMAIL_REQUIRE_AUTH="false",  # as it comes from the environment
+    )
+    dovecot.append(mailbox_user, received_with(eml("plain_question.eml"), DMARC_FAIL))
+
+    assert assistant_for(settings, answerer, store).run_once().answered == 1
+    assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("unreadable", "key", "reason"),
+    [
+        (
+            with_header(eml("plain_question.eml"), "Message-ID", "<[abc]@mail.kent.gov.uk>"),
+            "<[abc]@mail.kent.gov.uk>",
+            "malformed Message-ID",
+        ),
+        (None, "<deep-1@mail.kent.gov.uk>", "nested"),
+    ],
+    ids=["malformed-message-id", "mime-nested-1000-deep"],
+)
+def test_unreadable_message_is_quarantined_once_with_its_reason(
+    assistant, settings, dovecot, mailbox_user, smtp_server, unreadable, key, reason
+):
+    dovecot.append(mailbox_user, unreadable or nested_question(1000))
+    dovecot.append(mailbox_user, eml("plain_question.eml"))
+
+    summary = assistant.run_once()
+
+    assert (summary.quarantined, summary.answered, summary.total) == (1, 1, 2)
+    assert len(smtp_server.messages) == 1
+    assert list(flags_of(dovecot, mailbox_user, "Clerk Quarantine")) == [key]
+    record = EmailState(settings.home / STATE_FILE).get(key)
+    assert record.state == "quarantined" and reason in record.reason
+    # the next pass has nothing left to fail on
+    assert assistant.run_once().total == 0
+
+
+@pytest.fixture
+def faults(dovecot):
+    """A proxy in front of the session's Dovecot that can refuse commands about one message."""
+    proxy = ImapFaults(dovecot.imap_port).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def faulty_settings(engine_settings, faults, smtp_server, mailbox_user):
+    smtp_server.clear()
+    return mail_settings(engine_settings, faults.port, mailbox_user, smtp_server.port)
+
+
+def test_message_over_the_size_cap_is_quarantined_without_being_downloaded(
+    engine_settings, answerer, store, faults, dovecot, mailbox_user, smtp_server
+):
+    smtp_server.clear()
+    settings = mail_settings(
+        engine_settings, faults.port, mailbox_user, smtp_server.port, CLERK_EMAIL_MAX_MB=0.1
+    )
+    big = eml("plain_question.eml", "<big-1@mail.kent.gov.uk>")
+    big = big.replace(b"Kind regards,", b"Kind regards,\r\n" + b"x" * 76 * 4000)  # 300 KB
+    dovecot.append(mailbox_user, big)
+    dovecot.append(mailbox_user, eml("plain_question.eml"))
+    assistant = assistant_for(settings, answerer, store)
+
+    summary = assistant.run_once()
+
+    assert (summary.quarantined, summary.answered, summary.total) == (1, 1, 2)
+    assert faults.bytes_from_server < len(big) / 10  # only its size and the start of its header
+    assert [m.message["In-Reply-To"] for m in smtp_server.messages] == [
+        "<plain-question-1@mail.kent.gov.uk>"
+    ]
+    assert list(flags_of(dovecot, mailbox_user, "Clerk Quarantine")) == ["<big-1@mail.kent.gov.uk>"]
+    record = EmailState(settings.home / STATE_FILE).get("<big-1@mail.kent.gov.uk>")
+    assert record.state == "quarantined" and "CLERK_EMAIL_MAX_MB" in record.reason
+    assert assistant.run_once().total == 0
+
+
+@pytest.mark.parametrize("status", ["NO", "BAD"])
+def test_refused_fetch_skips_that_message_and_the_pass_goes_on(
+    faulty_settings, answerer, store, faults, dovecot, mailbox_user, smtp_server, status, caplog
+):
+    caplog.set_level(logging.INFO, logger="bot")
+    ids = [f"<fetch-{n}@mail.kent.gov.uk>" for n in (1, 2, 3)]
+    for message_id in ids:  # UIDs 1, 2 and 3 in a new mailbox
+        dovecot.append(mailbox_user, eml("plain_question.eml", message_id))
+    faults.refuse("FETCH", 2, status)
+    assistant = assistant_for(faulty_settings, answerer, store)
+
+    first = assistant.run_once()
+    again = assistant.run_once()  # the server still refuses it: skipped again, nothing else done
+
+    assert (first.answered, first.skipped, first.total) == (2, 1, 3)
+    assert (again.skipped, again.total) == (1, 1)
+    assert sorted(m.message["In-Reply-To"] for m in smtp_server.messages) == [ids[0], ids[2]]
+    assert PROCESSED not in flags_of(dovecot, mailbox_user)[ids[1]]
+    skipped = [r.getMessage() for r in caplog.records if "skipped message uid 2" in r.getMessage()]
+    assert len(skipped) == 2 and f"FETCH {status}" in skipped[0]
+    assert personal_data_logged(caplog) == []
+
+    faults.allow_all()  # the server recovers: the next pass answers it, once
+    assert assistant.run_once().answered == 1
+    assert sorted(m.message["In-Reply-To"] for m in smtp_server.messages) == sorted(ids)
+    assert assistant.run_once().total == 0
+
+
+@pytest.mark.parametrize("status", ["NO", "BAD"])
+def test_refused_store_skips_that_message_and_never_replies_twice(
+    faulty_settings, answerer, store, faults, dovecot, mailbox_user, smtp_server, status
+):
+    ids = [f"<store-{n}@mail.kent.gov.uk>" for n in (1, 2)]
+    for message_id in ids:
+        dovecot.append(mailbox_user, eml("plain_question.eml", message_id))
+    faults.refuse("STORE", 1, status)
+    assistant = assistant_for(faulty_settings, answerer, store)
+
+    first = assistant.run_once()  # replied to uid 1, then could not flag it
+    again = assistant.run_once()  # still cannot flag it: skipped, not answered again
+
+    assert (first.skipped, first.answered, first.total) == (1, 1, 2)
+    assert (again.skipped, again.total) == (1, 1)
+    assert sorted(m.message["In-Reply-To"] for m in smtp_server.messages) == ids
+    record = EmailState(faulty_settings.home / STATE_FILE).get(ids[0])
+    assert record.state == "sent"
+
+    faults.allow_all()
+    assert assistant.run_once().already_done == 1  # now flagged, still not resent
+    assert {PROCESSED, "$ClerkAnswered"} <= flags_of(dovecot, mailbox_user)[ids[0]]
+    assert assistant.run_once().total == 0
+    assert len(smtp_server.messages) == 2

@@ -6,6 +6,7 @@ from email.message import EmailMessage
 
 import paths
 import pytest
+from mailservers import nested_question
 
 from bot.channels.email.parse import (
     ParseError,
@@ -16,6 +17,8 @@ from bot.channels.email.parse import (
     new_text,
     parse_question,
     read_message,
+    read_question,
+    sender_of,
     strip_prefixes,
 )
 
@@ -184,5 +187,77 @@ def test_allowed_senders_by_address_or_domain_any_case():
 
 def test_message_key_without_message_id_is_a_digest():
     raw = b"From: a@b.c\r\nSubject: x\r\n\r\nbody\r\n"
-    assert message_key(read_message(raw), raw).startswith("sha256:")
-    assert message_key(load("plain_question.eml"), b"") == "<plain-question-1@mail.kent.gov.uk>"
+    assert message_key(raw).startswith("sha256:")
+    plain = (FIXTURES / "plain_question.eml").read_bytes()
+    assert message_key(plain) == "<plain-question-1@mail.kent.gov.uk>"
+    # from the header alone (all Clerk reads of a message too large to fetch), the same key
+    assert message_key(plain.split(b"\r\n\r\n")[0] + b"\r\n\r\n") == message_key(plain)
+
+
+def with_header(name: str, header: str, value: str) -> bytes:
+    """A fixture with one header's value replaced."""
+    lines = (FIXTURES / name).read_bytes().split(b"\r\n")
+    prefix = header.encode() + b": "
+    return b"\r\n".join(prefix + value.encode() if x.startswith(prefix) else x for x in lines)
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "smith@kent.gov.uk <a@evil.com>",
+        "<smith@kent.gov.uk>a@evil.com",
+        "<a@evil.com> smith@kent.gov.uk",
+        "smith@kent.gov.uk <>",
+        "Smith, Jane <smith@kent.gov.uk>",
+        "smith@kent.gov.uk, a@evil.com",
+        "=?utf-8?q?smith=40kent.gov.uk?=",
+    ],
+)
+def test_from_header_with_defects_names_no_one(sender):
+    raw = with_header("plain_question.eml", "From", sender)
+    with pytest.raises(ParseError, match="From header"):
+        read_question(raw, OWN)
+    assert sender_of(read_message(raw)) == ("", "")
+
+
+def test_two_from_headers_name_no_one():
+    raw = b"From: a@evil.com\r\n" + (FIXTURES / "plain_question.eml").read_bytes()
+    with pytest.raises(ParseError, match="several From headers"):
+        read_question(raw, OWN)
+
+
+@pytest.mark.parametrize(
+    ("sender", "expected"),
+    [
+        ("J. Smith <J.Smith@kent.gov.uk>", ("J. Smith", "j.smith@kent.gov.uk")),  # obsolete, valid
+        ('"smith@kent.gov.uk" <a@evil.com>', ("smith@kent.gov.uk", "a@evil.com")),
+        ("a@evil.com (smith@kent.gov.uk)", ("", "a@evil.com")),
+    ],
+)
+def test_from_header_read_as_the_address_it_names(sender, expected):
+    raw = with_header("plain_question.eml", "From", sender)
+    assert (read_question(raw, OWN).sender_name, read_question(raw, OWN).sender) == expected
+
+
+@pytest.mark.parametrize("message_id", ["<[abc]@x>", "<@>", "<a@[b>", "<a b@c>"])
+def test_malformed_message_id_is_a_parse_error(message_id):
+    raw = with_header("plain_question.eml", "Message-ID", message_id)
+    with pytest.raises(ParseError, match="Message-ID"):
+        read_question(raw, OWN)
+
+
+def test_mime_nested_too_deeply_is_a_parse_error():
+    assert read_question(nested_question(5), OWN).body == "What was agreed?"
+    for depth in (40, 1000):
+        with pytest.raises(ParseError, match="nested"):
+            read_question(nested_question(depth), OWN)
+
+
+def test_authentication_failure_is_read_from_the_receiving_servers_header():
+    failing = (
+        "mx.kent.gov.uk; spf=pass smtp.mailfrom=kent.gov.uk; dmarc=fail header.from=kent.gov.uk"
+    )
+    raw = b"Authentication-Results: " + failing.encode() + b"\r\n"
+    raw += (FIXTURES / "plain_question.eml").read_bytes()
+    assert read_question(raw, OWN).auth_failure == "dmarc=fail"
+    assert question("plain_question.eml").auth_failure is None
