@@ -56,6 +56,11 @@ class RequestSettings(SettingsGroup):
     overdue_working_days: int = setting(
         10, "CLERK_OVERDUE_DAYS", "Working days before an open request counts as overdue."
     )
+    auto_close_days: int = setting(
+        14,
+        "CLERK_AUTO_CLOSE_DAYS",
+        "Days after which an answered request closes itself (so it can later be purged); 0 never.",
+    )
 
 
 @dataclass(frozen=True)

@@ -297,8 +297,21 @@ def run_purge(args, settings: Settings) -> int:
             doomed = [r for r in finished if r.updated_at < iso(cutoff)]
             print(f"Would purge {len(doomed)} request(s).")
             return _print_table(doomed) if doomed else None
-        ids = store.purge(cutoff, _officer(args))
-        print(f"Purged {len(ids)} request(s) and their askers' personal data.")
+        from bot.retention import purge_all
+        from indexer.embed import SentenceTransformerEmbedder  # loads the model only if needed
+
+        embedder = SentenceTransformerEmbedder(settings.index.model)
+        report = purge_all(settings, store, cutoff, _officer(args), embedder)
+        if report.closed:
+            print(f"Closed {len(report.closed)} request(s) answered long ago.")
+        print(
+            f"Purged {len(report.purged)} request(s) and their askers' personal data; "
+            f"{report.responses_removed} response document(s) removed"
+            + (" and dropped from the index" if report.reindexed else "")
+            + "; "
+            + ", ".join(f"{n} {channel} item(s)" for channel, n in report.forgotten.items())
+            + " forgotten."
+        )
 
     return _with_store(settings, work)
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,10 @@ from bot.requests.model import (
     InfoRequest,
     Logged,
     Notifier,
+    RequestFilter,
     RequestStore,
+    iso,
+    utc_now,
 )
 from bot.requests.similar import EmbeddingSimilarity, Similarity
 from bot.settings import Settings
@@ -241,6 +245,33 @@ def answer_request(
     """Record an officer's answer and follow it through (the CLI's one call)."""
     request = record_answer(settings, store, request_id, officer, text)
     return follow_through(settings, store, request, notifiers, embedder)
+
+
+def close_answered(
+    settings: Settings, store: RequestStore, now: datetime | None = None
+) -> list[int]:
+    """Close requests answered more than CLERK_AUTO_CLOSE_DAYS ago; their ids."""
+    days = settings.requests.auto_close_days
+    if days <= 0:
+        return []
+    cutoff = iso((now or utc_now()) - timedelta(days=days))
+    closed = []
+    for request in store.list(RequestFilter(states=(ANSWERED,))):
+        if request.answered_at and request.answered_at < cutoff:
+            store.close(request.request_id, f"clerk (answered over {days} days ago)")
+            closed.append(request.request_id)
+    return closed
+
+
+def remove_responses(settings: Settings, request_ids: list[int]) -> int:
+    """Delete the response documents of purged requests (they quote the question); how many."""
+    removed = 0
+    for request_id in request_ids:
+        folder = responses_root(settings) / f"request-{request_id}"
+        if folder.is_dir():
+            shutil.rmtree(folder)
+            removed += 1
+    return removed
 
 
 def responses_root(settings: Settings) -> Path:

@@ -110,6 +110,17 @@ class EmailState:
                 raise
             self._db.execute("COMMIT")
 
+    def forget_people(self, older_than: str) -> int:
+        """Blank the sender and subject of messages last touched before `older_than` (ISO
+        time). The message keys stay, so a purged message is still never answered twice."""
+        with self._write():
+            cursor = self._db.execute(
+                "UPDATE messages SET sender = '', subject = ''"
+                " WHERE updated_at < ? AND (sender != '' OR subject != '')",
+                (older_than,),
+            )
+        return cursor.rowcount
+
     def get(self, key: str) -> MessageRecord | None:
         with self._lock:
             sql = "SELECT * FROM messages WHERE message_key = ?"

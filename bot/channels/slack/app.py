@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from bot.channels.slack import render
 from bot.channels.slack.guard import Officers, People, SeenEvents
 from bot.channels.slack.notify import SlackNotifier
+from bot.channels.slack.retention import FEEDBACK_FILE
 from bot.errors import QuestionError, RequestError
 from bot.requests import service as followup
 from bot.requests.model import PENDING, Asker, InfoRequest, RequestFilter, RequestStore
@@ -167,7 +168,7 @@ class ClerkSlack:
             "question": _question_from(body),
             "helpful": True,
         }
-        path = Path(self.settings.home) / "slack-feedback.jsonl"
+        path = Path(self.settings.home) / FEEDBACK_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -212,6 +213,18 @@ class ClerkSlack:
         request_id = int(body["actions"][0]["value"])
         try:
             request = self.store.assign(request_id, officer)
+        except RequestError as exc:
+            self.ephemeral(_action_place(body), render.fit(str(exc), 500))
+            return
+        self.refresh_request_views(request, _message_ref(body), officer)
+
+    def on_close(self, body: dict) -> None:
+        """An officer closes an answered request: finished, and purgeable in time."""
+        if not self.officer_or_refuse(body):
+            return
+        officer = body["user"]["id"]
+        try:
+            request = self.store.close(int(body["actions"][0]["value"]), officer)
         except RequestError as exc:
             self.ephemeral(_action_place(body), render.fit(str(exc), 500))
             return
@@ -405,6 +418,7 @@ def _register(app: App, clerk: ClerkSlack) -> None:
     app.action(render.HELPFUL)(ack=_ack, lazy=[g(clerk.on_helpful, "body")])
     app.action(render.ASK_OFFICERS)(ack=_ack, lazy=[g(clerk.on_ask_officers, "body")])
     app.action(render.ASSIGN)(ack=_ack, lazy=[g(clerk.on_assign, "body")])
+    app.action(render.CLOSE)(ack=_ack, lazy=[g(clerk.on_close, "body")])
     app.action(re.compile(f"^({render.ANSWER_OPEN}|{render.DECLINE_OPEN})$"))(clerk.open_modal)
     app.view(render.ANSWER_VIEW)(
         ack=clerk.submit_answer, lazy=[g(clerk.after_answer, "body", "view")]

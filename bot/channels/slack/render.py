@@ -36,6 +36,7 @@ ASK_OFFICERS = "clerk_ask_officers"
 ASSIGN = "clerk_assign"
 ANSWER_OPEN = "clerk_answer_open"
 DECLINE_OPEN = "clerk_decline_open"
+CLOSE = "clerk_close"
 ANSWER_VIEW = "clerk_answer"
 DECLINE_VIEW = "clerk_decline"
 WORKING_TEXT = "Looking through the papers…"
@@ -271,17 +272,22 @@ def status_line(request: InfoRequest) -> str:
 
 
 def request_actions(request: InfoRequest) -> dict | None:
-    if request.state not in (OPEN, ASSIGNED):
-        return None
+    """Officers' buttons: work on an open request; close an answered one (so it can be purged)."""
     value = str(request.request_id)
-    return {
-        "type": "actions",
-        "block_id": f"clerk_request_{request.request_id}",
-        "elements": [
+    if request.state in (OPEN, ASSIGNED):
+        elements = [
             button("Assign to me", ASSIGN, value, "primary"),
             button("Answer", ANSWER_OPEN, value),
             button("Decline", DECLINE_OPEN, value, "danger"),
-        ],
+        ]
+    elif request.state == ANSWERED:
+        elements = [button("Close", CLOSE, value)]
+    else:
+        return None
+    return {
+        "type": "actions",
+        "block_id": f"clerk_request_{request.request_id}",
+        "elements": elements,
     }
 
 

@@ -11,7 +11,7 @@ import pytest
 from requests_support import ALICE, BOB, CAROL, Clock
 
 from bot.cli.main import main
-from bot.requests.model import utc_now
+from bot.requests.model import Asker, utc_now
 from bot.requests.stores.sqlite import SqliteRequestStore
 from bot.settings import Settings
 
@@ -171,3 +171,60 @@ def test_purge_keeps_a_record_that_it_happened(home, capsys):
     with pytest.raises(SystemExit) as exit_:
         run(capsys, "purge")  # --older-than is required
     assert exit_.value.code == 2 and "--older-than" in capsys.readouterr().err
+
+
+def test_purge_reaches_everything_kept_about_the_askers(home, capsys):
+    import sqlite3
+
+    from bot.channels.email.app import STATE_FILE
+    from bot.channels.email.state import SENT, EmailState
+    from bot.channels.terminal.notify import CliNotifier
+    from bot.requests.service import deliver_answers, publish_response
+
+    settings = Settings.from_env({}, CLERK_HOME=home)
+    clock = Clock(utc_now() - timedelta(days=100))
+    with SqliteRequestStore(settings.requests_db, clock=clock) as store:
+        asker = Asker("cli", "alice", "Cllr Alice")
+        store.log("Is the Thanet library staying open?", asker)
+        answered = store.answer(1, "jo", "Yes, until 2026.")
+        published = publish_response(settings, answered)  # quotes the question: searchable
+        deliver_answers(store, {"cli": CliNotifier.from_settings(settings)}, now=clock.now)
+        store.close(1, "jo")
+    inbox = CliNotifier.from_settings(settings).path_for("alice")
+    assert "Thanet" in inbox.read_text()
+    long_ago = (utc_now() - timedelta(days=100)).isoformat()
+    feedback = home / "slack-feedback.jsonl"
+    feedback.write_text(
+        json.dumps({"at": long_ago, "user": "U0ALICE", "question": "Thanet library?"}) + "\n"
+        + json.dumps({"at": utc_now().isoformat(), "user": "U0BOB", "question": "Swale?"}) + "\n"
+    )  # fmt: skip
+    mail = EmailState(home / STATE_FILE)
+    mail.record("<m1@kent.gov.uk>", "alice@kent.gov.uk", "Thanet library", SENT)
+    mail.close()
+    with sqlite3.connect(home / STATE_FILE) as db:
+        db.execute("UPDATE messages SET updated_at = ?", (long_ago,))
+
+    status, out, _ = run(capsys, "purge", "--older-than", "90")
+
+    assert status == 0 and "Purged 1 request(s)" in out
+    assert not published.exists()  # the response document that quoted the question
+    assert not inbox.exists()  # the terminal inbox entry
+    assert "U0ALICE" not in feedback.read_text() and "U0BOB" in feedback.read_text()
+    with sqlite3.connect(home / STATE_FILE) as db:
+        assert db.execute("SELECT sender, subject FROM messages").fetchall() == [("", "")]
+
+
+def test_answered_requests_close_themselves_after_the_configured_days(home, capsys):
+    clock = Clock(utc_now() - timedelta(days=20))
+    settings = Settings.from_env({}, CLERK_HOME=home)
+    with SqliteRequestStore(settings.requests_db, clock=clock) as store:
+        store.log("When does the Margate lido open?", ALICE)
+        store.answer(1, "jo", "In May.")
+        clock.now = utc_now()
+        store.log("When does the Deal pier reopen?", BOB)
+        store.answer(2, "jo", "In June.")
+
+    status, out, _ = run(capsys, "purge", "--older-than", "365")
+
+    assert status == 0 and "Closed 1 request(s)" in out
+    assert [(r.request_id, r.state) for r in stored(home)] == [(1, "closed"), (2, "answered")]

@@ -20,6 +20,7 @@ from slack_harness import (
     fixture,
 )
 
+from bot.channels.slack import render
 from bot.requests.model import ANSWERED, ASSIGNED, DECLINED, OPEN, Asker
 from bot.requests.service import RESPONSES_DIR, open_store
 
@@ -174,6 +175,15 @@ def test_officer_in_the_user_group_assigns_a_request(rig):
     assert rig.store.get(1).state == ASSIGNED
     assert rig.store.get(1).assigned_to == GROUP_OFFICER
     rig.api.wait_for("usergroups.users.list")
+
+
+def test_officer_closes_an_answered_request_from_its_message(rig):
+    log_unanswered(rig)
+    rig.store.answer(1, OFFICER, "The charges are not set yet.")
+    assert render.request_actions(rig.store.get(1))["elements"][0]["action_id"] == render.CLOSE
+    assert rig.interaction(fixture("block_actions_close.json")).status == 200
+    rig.api.wait_for("chat.update", where=lambda c: c.body["channel"] == OFFICERS_CHANNEL)
+    assert rig.store.get(1).state == "closed"
 
 
 def test_officer_declines_with_a_reason(rig):
