@@ -73,6 +73,11 @@ class PostgresServer:
                   "-o", options, "-w", "-t", "60", "start")  # fmt: skip
         return self
 
+    def restart(self) -> None:
+        """Restart the server (fast shutdown: every connection is cut, as in production)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                  "-m", "fast", "-w", "-t", "60", "restart")  # fmt: skip
+
     def stop(self) -> None:
         subprocess.run(  # noqa: S603 - fixed binary
             [*self._as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast",

@@ -13,6 +13,7 @@ same lock so two processes starting at once migrate once.
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -121,6 +122,7 @@ class PostgresRequestStore(SqlRequestStore):
 
     BEGIN_WRITE = "BEGIN"  # then the advisory lock: see _lock_writes
     BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    LOST_CONNECTION = (psycopg.OperationalError, psycopg.InterfaceError)
 
     def __init__(
         self,
@@ -129,17 +131,26 @@ class PostgresRequestStore(SqlRequestStore):
         clock: Callable[[], datetime] = utc_now,
     ):
         super().__init__(similarity, clock)
+        self._url = url
+        self._connect()
+        with self._write():
+            migrate(self._db, self._now())
+
+    def _connect(self) -> None:
         try:
-            self._db = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+            self._db = psycopg.connect(self._url, autocommit=True, row_factory=dict_row)
         except psycopg.Error as exc:
             raise ConfigError(
-                f"cannot connect to PostgreSQL at {describe_url(url)}: "
+                f"cannot connect to PostgreSQL at {describe_url(self._url)}: "
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
             ) from exc
         self._tx = _Qmarks(self._db)
         self._db.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
-        with self._write():
-            migrate(self._db, self._now())
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._db.close()
+        self._connect()
 
     def _lock_writes(self) -> None:
         self._db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
@@ -54,6 +55,8 @@ from bot.requests.model import (
 )
 from bot.requests.similar import Similarity, TokenSimilarity, normalise_question
 from bot.types import Citation
+
+log = logging.getLogger(__name__)
 
 # A delivery that has failed this many times stays "failed" (kept, listed, retried only when an
 # officer runs `clerk requests deliver --retry-failed`): about two hours of outage at the backoff.
@@ -95,6 +98,10 @@ class SqlRequestStore:
 
     BEGIN_WRITE: ClassVar[str]  # starts a transaction that may write
     BEGIN_READ: ClassVar[str]  # starts a transaction that reads one snapshot
+    # Errors meaning the connection is gone (a server restart, an idle-connection reaper):
+    # before a transaction starts nothing can have happened, so reconnecting and starting it
+    # again is safe. A transaction cut off midway is never repeated: its caller gets the error.
+    LOST_CONNECTION: ClassVar[tuple[type[BaseException], ...]] = ()
 
     def __init__(self, similarity: Similarity | None, clock: Callable[[], datetime]):
         self.similarity = similarity or TokenSimilarity()
@@ -115,6 +122,10 @@ class SqlRequestStore:
     def _after_purge(self) -> None:
         """Housekeeping after a purge has committed."""
 
+    def _reconnect(self) -> None:
+        """Replace a lost connection (backends with LOST_CONNECTION errors only)."""
+        raise NotImplementedError
+
     # ---- plumbing ----------------------------------------------------------------------------
 
     def _now(self) -> str:
@@ -123,23 +134,36 @@ class SqlRequestStore:
     @contextmanager
     def _write(self) -> Iterator[Any]:
         with self._lock:
-            self._db.execute(self.BEGIN_WRITE)
+            self._begin(self.BEGIN_WRITE)
             try:
                 self._lock_writes()
                 yield self._tx
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._end("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
         with self._lock:
-            self._db.execute(self.BEGIN_READ)
+            self._begin(self.BEGIN_READ)
             try:
                 yield self._tx
             finally:
-                self._db.execute("COMMIT")
+                self._end("COMMIT")
+
+    def _begin(self, statement: str) -> None:
+        try:
+            self._db.execute(statement)
+        except self.LOST_CONNECTION as exc:
+            log.warning("request store connection lost (%s); reconnecting", type(exc).__name__)
+            self._reconnect()
+            self._db.execute(statement)
+
+    def _end(self, statement: str) -> None:
+        """ROLLBACK or a read's COMMIT: on a lost connection there is nothing left to end."""
+        with suppress(self.LOST_CONNECTION):
+            self._db.execute(statement)
 
     def close_store(self) -> None:
         with self._lock:

@@ -57,3 +57,24 @@ def test_a_server_that_cannot_be_reached_is_a_config_error_without_the_password(
     with pytest.raises(ConfigError) as caught:
         PostgresRequestStore(url)
     assert "no_such_database" in str(caught.value) and "s3cret-pw" not in str(caught.value)
+
+
+def test_the_store_reconnects_after_a_server_restart_and_an_idle_reaper():
+    server = PostgresServer().start()
+    try:
+        url = server.fresh_database()
+        with PostgresRequestStore(url) as store:
+            store.log("Which libraries in Dover open on Sundays?", ALICE)
+
+            server.restart()  # every connection is cut
+            logged = store.log("How many potholes were filled in Swale?", BOB)
+            assert logged.created and len(store.list()) == 2
+
+            with psycopg.connect(url, autocommit=True) as reaper:  # an idle-connection reaper
+                reaper.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            assert [r.request_id for r in store.list()] == [1, 2]
+    finally:
+        server.stop()
