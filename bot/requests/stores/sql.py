@@ -162,7 +162,7 @@ class SqlRequestStore:
 
     def _end(self, statement: str) -> None:
         """ROLLBACK or a read's COMMIT: on a lost connection there is nothing left to end."""
-        with suppress(self.LOST_CONNECTION):
+        with suppress(*self.LOST_CONNECTION):
             self._db.execute(statement)
 
     def close_store(self) -> None:
