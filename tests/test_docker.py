@@ -53,12 +53,13 @@ def test_dockerfile_cpu_torch_first_model_inside_offline_non_root():
     assert not re.search(r"^(ARG|ENV)\s.*(SLACK_|PASSWORD|_SECRET)", text, re.MULTILINE)
 
 
-def compose_config(tmp_path: Path, env_text: str) -> dict:
-    """`docker-compose config` on a copy of the compose file with the given .env."""
+def compose_config(tmp_path: Path, env_text: str, web_env_text: str = "") -> dict:
+    """`docker-compose config` on a copy of the compose file with the given .env and web.env."""
     work = tmp_path / "docker"
     work.mkdir()
     shutil.copy(DOCKER / "compose.yaml", work / "compose.yaml")
     (work / ".env").write_text(env_text)
+    (work / "web.env").write_text(web_env_text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "SLACK_"))}
     result = subprocess.run(
         [tool("docker-compose"), "-f", str(work / "compose.yaml"), "config"],
@@ -68,15 +69,18 @@ def compose_config(tmp_path: Path, env_text: str) -> dict:
     return yaml.safe_load(result.stdout)
 
 
-def test_compose_validates_with_three_services_and_persistent_volumes(tmp_path):
-    config = compose_config(tmp_path, (DOCKER / ".env.example").read_text())
+def test_compose_validates_with_four_services_and_persistent_volumes(tmp_path):
+    config = compose_config(
+        tmp_path, (DOCKER / ".env.example").read_text(), (DOCKER / "web.env.example").read_text()
+    )
     services = config["services"]
-    assert {"slack", "email", "nightly"} <= set(services)
+    assert {"slack", "email", "web", "nightly"} <= set(services)
     assert services["slack"]["command"] == ["slack"]
     assert services["email"]["command"] == ["email"]
+    assert services["web"]["command"][:3] == ["web", "--host", "0.0.0.0"]  # noqa: S104 - in its container
     assert services["nightly"]["entrypoint"] == ["clerk-nightly-loop"]
     assert services["postgres"]["profiles"] == ["postgres"]  # optional
-    for name in ("slack", "email", "nightly"):
+    for name in ("slack", "email", "web", "nightly"):
         mounts = {v.split(":")[1] for v in services[name]["volumes"]}
         assert mounts == {"/data", "/corpus"}, name
     assert {"clerk-data", "clerk-corpus"} <= set(config["volumes"])
@@ -90,17 +94,28 @@ def test_compose_file_itself_holds_no_secrets(tmp_path):
     assert "env_file" in (DOCKER / "compose.yaml").read_text()
 
 
-def test_env_example_names_real_settings_and_leaves_secrets_blank():
+def test_the_desk_gets_no_slack_or_mail_secrets(tmp_path):
+    every_secret = "".join(f"{name}=set-in-env\n" for name in sorted(SECRET_ENV))
+    config = compose_config(tmp_path, every_secret, (DOCKER / "web.env.example").read_text())
+    web = config["services"]["web"].get("environment") or {}
+    assert not [k for k in web if k.startswith(("SLACK_", "CLERK_IMAP_", "CLERK_SMTP_"))]
+    assert config["services"]["slack"]["environment"]["SLACK_BOT_TOKEN"] == "set-in-env"  # noqa: S105
+    assert config["services"]["web"]["ports"] == ["127.0.0.1:8080:8080/tcp"]  # loopback only
+
+
+@pytest.mark.parametrize("example", [".env.example", "web.env.example"])
+def test_env_example_names_real_settings_and_leaves_secrets_blank(example):
     known = Settings.from_env({}).environment_names()
     known |= {"CLERK_NIGHTLY_HOUR", "TZ"}
-    for line in (DOCKER / ".env.example").read_text().splitlines():
+    for line in (DOCKER / example).read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         name, _, value = line.partition("=")
         assert name in known, f"{name} is not a Clerk setting"
         if name in SECRET_ENV:
             assert value == "", f"{name} must be blank in the example"
-    assert "docker/.env" in (DOCKER.parent / ".gitignore").read_text()
+    ignored = (DOCKER.parent / ".gitignore").read_text()
+    assert "docker/.env" in ignored and "docker/web.env" in ignored
 
 
 @pytest.mark.parametrize("last, healthy", [(None, True), ("0", True), ("1", True), ("2", False)])
