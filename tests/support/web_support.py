@@ -7,17 +7,35 @@ import http.cookiejar
 import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from urllib.parse import urlencode
 
+from requests_support import ALICE, BOB, CAROL, Clock, citation
+
 from bot.channels import build_notifiers
+from bot.requests.model import utc_now
 from bot.settings import Settings
 from bot.web.accounts import OfficerAccounts
 from bot.web.app import create_app
 from bot.web.serve import DeskServer
 
 OFFICER, PASSWORD = "officer.ann", "correct horse battery"  # noqa: S105 - a test account
+OLD_QUESTION = "What is the Dover bypass cost?"
+PAPER_URL = "https://democracy.kent.gov.uk/documents/s1/report.pdf#page=3"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def seed(store, clock: Clock) -> None:
+    """An overdue request from a month ago (Cabinet, Slack), two from today (email, terminal)."""
+    clock.now = utc_now() - timedelta(days=30)
+    store.log(OLD_QUESTION, ALICE, [replace(citation(), url=PAPER_URL)], committee="Cabinet")
+    clock.now = utc_now()
+    store.log(
+        'How many libraries <script>alert("x")</script> closed?', BOB, committee="County Council"
+    )
+    store.log("Who chairs the Cabinet?", CAROL, committee="Cabinet")
+    clock.now = utc_now()
 
 
 def serve_desk(settings: Settings, store, embedder=None, officer: bool = True) -> DeskServer:

@@ -6,30 +6,24 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
 
 import pytest
-from requests_support import ALICE, BOB, CAROL, Clock, citation
-from web_support import OFFICER, PASSWORD, DeskClient, serve_desk
+from requests_support import CAROL, Clock
+from web_support import (
+    OFFICER,
+    OLD_QUESTION,
+    PAPER_URL,
+    PASSWORD,
+    DeskClient,
+    seed,
+    serve_desk,
+)
 
 from bot.cli.main import main
 from bot.requests.model import utc_now
 from bot.requests.stores.sqlite import SqliteRequestStore
 from bot.settings import Settings
 from bot.web.accounts import OfficerAccounts
-
-OLD_QUESTION = "What is the Dover bypass cost?"
-
-
-def seed(store: SqliteRequestStore, clock: Clock) -> None:
-    """An overdue request from a month ago (Cabinet, Slack), two from today."""
-    clock.now = utc_now() - timedelta(days=30)
-    store.log(OLD_QUESTION, ALICE, [citation()], committee="Cabinet")
-    clock.now = utc_now()
-    store.log(
-        'How many libraries <script>alert("x")</script> closed?', BOB, committee="County Council"
-    )
-    store.log("Who chairs the Cabinet?", CAROL, committee="Cabinet")
 
 
 @pytest.fixture
@@ -274,7 +268,10 @@ def test_request_page_shows_question_askers_passages_and_history(officer):
     page = officer.get("/requests/1")
     assert page.status == 200 and OLD_QUESTION in page.body
     assert "Cllr Alice" in page.body and "U0ALICE" in page.body
-    assert "Revenue and Capital Budget Monitoring Report" in page.body  # nearest passage
+    assert (
+        f'<a href="{PAPER_URL}" rel="noopener noreferrer">Revenue and Capital Budget Monitoring'
+        in page.body
+    )  # the nearest passage, linked to the cited page
     assert "Highways maintenance is forecast to overspend." in page.body
     assert "page 3" in page.body and "logged" in page.body  # the audit history
     assert officer.get("/requests/99").status == 404
