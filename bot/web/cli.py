@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         help="address to listen on (127.0.0.1; 0.0.0.0 in a container)",
     )
     parser.set_defaults(run=run_web)
-    verbs = parser.add_subparsers(dest="web_verb", metavar="VERB")
+    verbs = parser.add_subparsers(dest="web_verb", metavar="[VERB]", title="optional verbs")
     add = verbs.add_parser("add-officer", help="add a local officer account (or set a password)")
     add.add_argument("name", help="the officer's user name, as audit events will record it")
     add.add_argument(
