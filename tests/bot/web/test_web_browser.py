@@ -73,6 +73,13 @@ def screenshot(driver, name: str) -> None:
     driver.set_window_size(1200, 900)
 
 
+def wait_until(driver, condition) -> None:
+    """Wait for the next page: a click returns before the browser has loaded it."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(condition)
+
+
 def sign_in(driver, base_url: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -83,6 +90,7 @@ def sign_in(driver, base_url: str) -> None:
     driver.find_element(By.NAME, "name").send_keys(OFFICER)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    wait_until(driver, lambda d: "/login" not in d.current_url)
 
 
 def test_an_officer_signs_in_works_the_queue_and_answers_in_chromium(browser, desk):
@@ -97,6 +105,7 @@ def test_an_officer_signs_in_works_the_queue_and_answers_in_chromium(browser, de
 
     browser.find_element(By.NAME, "committee").send_keys("County Council")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    wait_until(browser, lambda d: "committee=" in d.current_url)
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.queue tbody tr")) == 1
     assert "<script>" in browser.find_element(By.CSS_SELECTOR, "table.queue").text  # as text
 
@@ -107,6 +116,7 @@ def test_an_officer_signs_in_works_the_queue_and_answers_in_chromium(browser, de
 
     browser.get(server.url + "/queue?q=chairs")
     browser.find_element(By.LINK_TEXT, "#3").click()
+    wait_until(browser, lambda d: d.current_url.endswith("/requests/3"))
     assert "Who chairs the Cabinet?" in browser.find_element(By.CSS_SELECTOR, "blockquote").text
     answer = "The Leader of the Council chairs the Cabinet (Constitution, Part 3)."
     browser.find_element(By.NAME, "answer").send_keys(answer)
@@ -120,6 +130,7 @@ def test_an_officer_signs_in_works_the_queue_and_answers_in_chromium(browser, de
     assert store.get(3).state == "answered"
 
     browser.find_element(By.LINK_TEXT, "Overview").click()
+    wait_until(browser, lambda d: d.current_url.endswith("/overview"))
     assert browser.find_elements(By.CSS_SELECTOR, "svg.chart")
     assert "answered this week" in browser.page_source
     screenshot(browser, "overview")
@@ -149,6 +160,7 @@ def test_a_form_planted_on_another_page_is_refused_in_chromium(browser, desk, tm
     try:
         browser.get(f"http://127.0.0.1:{other.server_address[1]}/index.html")
         browser.find_element(By.ID, "go").click()
+        wait_until(browser, lambda d: "/requests/1/decline" in d.current_url)
         assert "did not come from the desk" in browser.page_source
         screenshot(browser, "forged-post-refused")
     finally:
