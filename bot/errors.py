@@ -14,3 +14,7 @@ class RequestError(ClerkError):
 
 class DeliveryError(ClerkError):
     """A message to an asker could not be delivered; it will be retried."""
+
+
+class SignInError(ClerkError):
+    """An officer could not be signed in to the desk, or an account could not be made."""

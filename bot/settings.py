@@ -148,6 +148,47 @@ class EmailSettings(SettingsGroup):
 
 
 @dataclass(frozen=True)
+class WebSettings(SettingsGroup):
+    """The officers' desk (`clerk web`): how officers sign in and how pages are served."""
+
+    secret_key: str = setting(
+        "",
+        "CLERK_WEB_SECRET_KEY",
+        "Key that signs the desk's session cookies (empty: one is made and kept in the data "
+        "directory, file web-secret-key).",
+        True,
+    )
+    trusted_header: str = setting(
+        "",
+        "CLERK_WEB_TRUSTED_HEADER",
+        "Header in which the council's single-sign-on proxy names the signed-in officer, e.g. "
+        "X-Remote-User (empty: sign-in with local officer accounts only).",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        "CLERK_WEB_TRUSTED_PROXIES",
+        "Comma-separated addresses or networks of the single-sign-on proxy; the trusted header "
+        "is believed only from these.",
+    )
+    sso_officers: tuple[str, ...] = setting(
+        (),
+        "CLERK_WEB_SSO_OFFICERS",
+        "Comma-separated user names the proxy may sign in as officers (empty: everyone the "
+        "proxy vouches for).",
+    )
+    login_attempts: int = setting(
+        5,
+        "CLERK_WEB_LOGIN_ATTEMPTS",
+        "Failed sign-ins allowed per address and per account within the login window.",
+    )
+    login_window_minutes: int = setting(
+        15, "CLERK_WEB_LOGIN_WINDOW", "Minutes over which failed sign-ins are counted."
+    )
+    session_hours: int = setting(12, "CLERK_WEB_SESSION_HOURS", "Hours an officer stays signed in.")
+    page_size: int = setting(25, "CLERK_WEB_PAGE_SIZE", "Requests per page of the queue.")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything Clerk can be configured with, one group per part of the code."""
 
@@ -157,6 +198,7 @@ class Settings:
     requests: RequestSettings = field(default_factory=RequestSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
@@ -168,6 +210,7 @@ class Settings:
             requests=RequestSettings.from_env(environ),
             slack=SlackSettings.from_env(environ),
             email=EmailSettings.from_env(environ),
+            web=WebSettings.from_env(environ),
         )
         return loaded.replaced(**overrides) if overrides else loaded
 

@@ -53,7 +53,7 @@ def test_dockerfile_cpu_torch_first_model_inside_offline_non_root():
     assert not re.search(r"^(ARG|ENV)\s.*(SLACK_|PASSWORD|_SECRET)", text, re.MULTILINE)
 
 
-ENV_FILES = ("clerk", "slack", "email", "database")
+ENV_FILES = ("clerk", "slack", "email", "database", "web")
 
 
 def compose_config(tmp_path: Path, examples: bool = True) -> dict:
@@ -77,12 +77,13 @@ def compose_config(tmp_path: Path, examples: bool = True) -> dict:
 def test_compose_validates_with_three_services_and_persistent_volumes(tmp_path):
     config = compose_config(tmp_path)
     services = config["services"]
-    assert {"slack", "email", "nightly"} <= set(services)
+    assert {"slack", "email", "web", "nightly"} <= set(services)
     assert services["slack"]["command"] == ["slack"]
     assert services["email"]["command"] == ["email"]
+    assert services["web"]["command"][:3] == ["web", "--host", "0.0.0.0"]  # noqa: S104 - in its container
     assert services["nightly"]["entrypoint"] == ["clerk-nightly-loop"]
     assert services["postgres"]["profiles"] == ["postgres"]  # optional
-    for name in ("slack", "email", "nightly"):
+    for name in ("slack", "email", "web", "nightly"):
         mounts = {v.split(":")[1] for v in services[name]["volumes"]}
         assert mounts == {"/data", "/corpus"}, name
     assert {"clerk-data", "clerk-corpus"} <= set(config["volumes"])
@@ -120,6 +121,8 @@ def test_each_service_gets_only_its_own_secrets(tmp_path):
     assert secrets("slack") & mail_secrets == set()
     assert secrets("email") & slack_secrets == set()
     assert secrets("nightly") == set()  # the nightly job needs no credentials at all
+    assert secrets("web") & (slack_secrets | mail_secrets) == set()  # the desk: neither
+    assert services["web"]["ports"] == ["127.0.0.1:8080:8080/tcp"]  # loopback only
     assert slack_secrets <= secrets("slack") and mail_secrets <= secrets("email")
 
 

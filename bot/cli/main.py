@@ -16,10 +16,12 @@ from bot.cli import engine as cli_engine
 from bot.cli import requests as cli_requests
 from bot.cli import sync as cli_sync
 from bot.settings import Settings
+from bot.web import cli as web_cli
 from indexer.errors import ClerkError
 
-# Modules that add verbs to `clerk`; each channel adds its own (see bot.channels).
-COMMAND_MODULES = (cli_engine, cli_requests, cli_sync)
+# Modules that add verbs to `clerk` (the officers' desk is `web`); each channel adds its own
+# (see bot.channels).
+COMMAND_MODULES = (cli_engine, cli_requests, cli_sync, web_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

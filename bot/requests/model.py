@@ -6,8 +6,9 @@ The store sits behind `RequestStore` so SQLite (default) and PostgreSQL serve th
 channels (Slack, email, terminal) deliver officers' answers through `Notifier`.
 
 Everything here is pure (values, rules, formatting) so that every store backend enforces the same
-lifecycle: `check_transition`, `clean_text`, `overdue_cutoff`, `write_csv`; duplicate questions
-are recognised by `bot.requests.similar`.
+lifecycle: `check_transition`, `clean_text`, `overdue_cutoff`, `is_overdue`,
+`working_days_between`, `write_csv`; duplicate questions are recognised by
+`bot.requests.similar`.
 """
 
 from __future__ import annotations
@@ -288,6 +289,21 @@ def overdue_cutoff(now: datetime, working_days: int) -> datetime:
         if moment.weekday() < 5:
             left -= 1
     return moment
+
+
+def working_days_between(start: datetime, end: datetime) -> int:
+    """Monday-to-Friday days after `start`'s date up to `end`'s date (bank holidays not known)."""
+    day, last, count = start.date(), end.date(), 0
+    while day < last:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            count += 1
+    return count
+
+
+def is_overdue(request: InfoRequest, now: datetime, working_days: int) -> bool:
+    """Still waiting for officers and logged before the cutoff: the rule `overdue()` lists by."""
+    return request.state in PENDING and request.created_at < iso(overdue_cutoff(now, working_days))
 
 
 def write_csv(requests: Iterable[InfoRequest], out: IO[str]) -> None:
