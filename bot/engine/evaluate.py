@@ -64,6 +64,7 @@ class Trial:
     outcome: str
     rank: int | None  # 1-based rank of the first passage that answers, in the order weighed
     retrieval_rank: int | None  # the same in plain retrieval order
+    page_rank: int | None  # 1-based rank of the first passage on an expected page (fact or not)
     right_if_answered: bool  # whether answering from the best passage would be fully right
 
 
@@ -112,6 +113,7 @@ def trial(answerer: Answerer, question: Question, mode: str = "hybrid") -> Trial
         outcome=_outcome(question, answer, right_if_answered),
         rank=_first(judged, question, wanted),
         retrieval_rank=_first(retrieval, question, wanted),
+        page_rank=next((i for i, j in enumerate(judged, 1) if _on_page(j, wanted)), None),
         right_if_answered=right_if_answered,
     )
 
@@ -124,9 +126,12 @@ def _wanted(answerer: Answerer, question: Question) -> set[tuple[str, int | None
 
 def answers(judged: Judged, question: Question, wanted: set) -> bool:
     """Whether a passage answers: on an expected page, holding every expected string."""
+    return _on_page(judged, wanted) and _holds(judged.evidence.text, question.answer_contains)
+
+
+def _on_page(judged: Judged, wanted: set) -> bool:
     hit = judged.hit
-    on_page = (hit.doc_id, hit.page) in wanted or (hit.doc_id, None) in wanted
-    return on_page and _holds(judged.evidence.text, question.answer_contains)
+    return (hit.doc_id, hit.page) in wanted or (hit.doc_id, None) in wanted
 
 
 def _fully_right(question: Question, wanted: set, answerer: Answerer, judged: list[Judged]) -> bool:
@@ -187,6 +192,8 @@ def summarise(trials: list[Trial]) -> dict:
         "hit@1": hit_at(1, "rank"),
         "hit@3": hit_at(3, "rank"),
         "hit@5": hit_at(5, "rank"),
+        "page_hit@1": hit_at(1, "page_rank"),  # as the earlier engine was measured
+        "page_hit@3": hit_at(3, "page_rank"),
         "retrieval_hit@1": hit_at(1, "retrieval_rank"),
         "retrieval_hit@3": hit_at(3, "retrieval_rank"),
         "mrr": round(sum(1 / t.rank for t in answerable if t.rank) / max(1, len(answerable)), 3),

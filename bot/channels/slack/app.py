@@ -32,6 +32,7 @@ from bot.settings import Settings
 from indexer.errors import ClerkError
 
 log = logging.getLogger(__name__)
+SEEN_EVENTS_FILE = "slack-events.sqlite3"  # event ids answered, kept across restarts
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _LISTENER_ERRORS = (ClerkError, SlackApiError, OSError, KeyError, ValueError)
 
@@ -55,7 +56,7 @@ class ClerkSlack:
         self.client = client
         self.officers = Officers(settings, client)
         self.people = People(client)
-        self.seen = SeenEvents()
+        self.seen = SeenEvents(settings.home / SEEN_EVENTS_FILE)
         self.notifier = SlackNotifier(client)
 
     # ---- middleware ------------------------------------------------------------------------

@@ -278,6 +278,16 @@ def test_retried_event_is_answered_once(rig):
     assert len(rig.api.calls_to("chat.update")) == 1
 
 
+def test_a_retry_arriving_after_a_restart_is_not_answered_again(engine_settings, answerer, store):
+    with SlackRig(engine_settings, answerer, store) as first:
+        assert first.event(mention()).status == 200
+        first.api.wait_for("chat.update")
+    with SlackRig(engine_settings, answerer, store) as restarted:  # same data directory
+        assert restarted.event(mention(), retry=1).status == 200
+        restarted.api.settle()
+        assert not restarted.api.calls_to("chat.postMessage")
+
+
 def test_event_from_another_workspace_is_ignored(rig):
     payload = mention()
     payload["team_id"] = payload["event"]["team"] = "T0ELSEWHERE"

@@ -145,14 +145,19 @@ def test_request_message_shows_question_asker_and_passages_escaped():
     assert header["type"] == "header" and header["text"]["text"] == "Request #7"
 
 
-def test_a_handled_request_loses_its_buttons_and_says_who():
+def test_a_handled_request_keeps_only_a_close_button_and_says_who():
     assigned = render.request_message(request(state=ASSIGNED, assigned_to="U0OFFICER1"))
     assert "assigned* to <@U0OFFICER1>" in all_text(assigned.blocks)
     answered = render.request_message(
         request(state=ANSWERED, answer="Yes & no", answered_by="U0OFFICER1")
     )
-    shown = all_text(answered.blocks)
-    assert "actions" not in shown and "Yes &amp; no" in shown
+    assert "Yes &amp; no" in all_text(answered.blocks)
+    buttons = [
+        e["action_id"] for b in answered.blocks if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert buttons == [render.CLOSE]  # answered: only closing is left to do
+    closed = render.request_message(request(state="closed", answer="Yes", answered_by="U0X"))
+    assert not [b for b in closed.blocks if b["type"] == "actions"]
 
 
 def test_officer_answer_message_is_escaped():
