@@ -188,7 +188,10 @@ def read_built(folder: Path) -> BuiltEncoder | None:
     manifest = folder / "encoder.json"
     if not manifest.is_file() or not (folder / "model.onnx").is_file():
         return None
-    built = BuiltEncoder(**json.loads(manifest.read_text(encoding="utf-8")))
+    try:
+        built = BuiltEncoder(**json.loads(manifest.read_text(encoding="utf-8")))
+    except (ValueError, TypeError):  # unreadable or from another version of Clerk: build again
+        return None
     return built if built.recipe == RECIPE else None
 
 
@@ -198,11 +201,19 @@ class OnnxEmbedder:
     Building takes seconds and needs torch once; every later process loads the built file.
     """
 
-    def __init__(self, spec: str, model_dir: Path, encoders: Path, batch_size: int = 64):
+    def __init__(
+        self,
+        spec: str,
+        model_dir: Path,
+        encoders: Path,
+        batch_size: int = 16,  # as fast as 64 here, and a third of the memory (430 MB vs 1.3 GB)
+        graph: Path | None = None,
+    ):
         self.name = encoder_name(spec)
         self.batch_size = batch_size
         self.model_dir = model_dir
         self.folder = encoder_folder(spec, model_dir, encoders)
+        self.graph = graph  # another graph of the same model to run instead (the bench's fp32)
         self.dimension, self.max_tokens = read_sentence_config(model_dir)
         self._session: Any = None
         self._tokenizer: Any = None
@@ -221,11 +232,14 @@ class OnnxEmbedder:
         if self._session is None:
             import onnxruntime
 
-            self.ensure_built()
+            if self.graph is None:
+                self.ensure_built()
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
             self._session = onnxruntime.InferenceSession(
-                str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+                str(self.graph or self.folder / "model.onnx"),
+                options,
+                providers=["CPUExecutionProvider"],
             )
             log.info("loaded the int8 encoder %s", self.folder.name)
         return self._session

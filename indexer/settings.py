@@ -141,7 +141,7 @@ class IndexSettings(SettingsGroup):
         "local sentence-transformers model directory. Changing it rebuilds the index.",
     )
     encoder: Encoder = setting(
-        Encoder.TORCH_FP32,
+        Encoder.ONNX_INT8,
         "CLERK_ENCODER",
         "How the model runs: 'onnx-int8' (onnxruntime with int8 weights, built from the model on "
         "this machine at first use; no torch when answering) or 'torch-fp32' (sentence-"
