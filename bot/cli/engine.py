@@ -18,6 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     index.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     index.set_defaults(run=run_index)
 
+    encoder = sub.add_parser("encoder", help="the int8 ONNX encoder (CLERK_ENCODER=onnx-int8)")
+    encoder.add_argument(
+        "action", choices=["build"], help="build it now (otherwise it is built at first use)"
+    )
+    encoder.add_argument("--force", action="store_true", help="rebuild even if already built")
+    encoder.add_argument("--json", action="store_true")
+    encoder.set_defaults(run=run_encoder)
+
     status = sub.add_parser("status", help="what is indexed, and what failed")
     status.add_argument("--json", action="store_true")
     status.add_argument(
@@ -50,11 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.requests.service import index_roots
-    from indexer.embed import SentenceTransformerEmbedder
+    from indexer.embed import embedder_for
     from indexer.refresh import refresh
 
     roots = index_roots(settings, args.paths)
-    embedder = SentenceTransformerEmbedder(settings.index.model)
+    embedder = embedder_for(settings.index)
     with _ProgressBar() as bar:
         summary = refresh(settings.index, roots, embedder, progress=bar.update)
     if args.json:
@@ -69,6 +77,23 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         for failure in summary.failed:
             print(f"  failed: {failure['source']}: {failure['reason']}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def run_encoder(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from indexer.embed import resolve_model_path
+    from indexer.onnx_encoder import OnnxEmbedder, build
+
+    encoder = OnnxEmbedder(
+        settings.index.model, resolve_model_path(settings.index.model), settings.index.encoders_dir
+    )
+    built = build(encoder.model_dir, encoder.folder) if args.force else encoder.ensure_built()
+    if args.json:
+        print(json.dumps({"folder": str(encoder.folder), "name": encoder.name, **asdict(built)}))
+    else:
+        print(f"{encoder.name}: {encoder.folder} (built in {built.seconds:.1f} s)")
+    return 0
 
 
 class _ProgressBar:

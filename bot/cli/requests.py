@@ -245,10 +245,10 @@ def run_answer(args, settings: Settings) -> int:
         raise RequestError("the answer is empty; give --text or type it on standard input")
 
     def work(store: RequestStore):
-        from indexer.embed import SentenceTransformerEmbedder  # torch loads only when needed
+        from indexer.embed import embedder_for  # the model loads only when needed
 
         notifiers = {} if args.no_deliver else build_notifiers(settings)
-        embedder = SentenceTransformerEmbedder(settings.index.model)
+        embedder = embedder_for(settings.index)
         done = answer_request(settings, store, args.id, _officer(args), text, notifiers, embedder)
         print(f"Request #{done.request.request_id} answered.")
         if done.published is None:

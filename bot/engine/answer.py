@@ -26,7 +26,7 @@ from bot.engine.slots import AMOUNT, COUNT, DATE, DECISION, PERSON, VOTE, read_q
 from bot.errors import QuestionError
 from bot.settings import Settings
 from bot.types import ANSWERED, DISCUSSED, Answer, Citation
-from indexer.embed import Embedder, SentenceTransformerEmbedder
+from indexer.embed import Embedder, embedder_for
 from indexer.lexical import tokenize
 from indexer.search import Searcher
 from indexer.store import Params
@@ -70,7 +70,7 @@ class Answerer:
     @classmethod
     def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Answerer:
         """Load the model; the index loads on the first question and again when republished."""
-        model = embedder or SentenceTransformerEmbedder(settings.index.model)
+        model = embedder or embedder_for(settings.index)
         expected = Params(model.name, model.dimension, settings.index.chunk_words)
         return cls(settings, Searcher(settings.index.index_dir, model, expected))
 
