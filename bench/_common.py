@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,10 +50,18 @@ def build_home(home: Path) -> Settings:
 
 
 def copy_corpus(target: Path, corpus: Path = CORPUS, parts: Sequence[str] = ()) -> Path:
-    """A private copy of the corpus (or of some of its folders) that a run may change."""
+    """A private, writable copy of the corpus (or of some of its folders) that a run may change."""
     for part in parts or ["."]:
         shutil.copytree(corpus / part, target / part, dirs_exist_ok=True)
+    for folder in [target, *(p for p in target.rglob("*") if p.is_dir())]:
+        folder.chmod(0o755)  # the shared corpus is read-only; its copy must not be
     return target
+
+
+def index_subset(home: Path) -> None:
+    """Index SUBSET of the shared corpus into `home` with a `clerk index` process."""
+    roots = [str(CORPUS / part) for part in SUBSET]
+    subprocess.run(clerk("index", *roots), env=clerk_env(home), cwd=REPO, check=True)
 
 
 def clerk(*args: str) -> list[str]:

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import CORPUS, QUESTIONS, REPO, clerk, clerk_env, copy_corpus  # first: sys.path
@@ -41,8 +41,9 @@ from _common import CORPUS, QUESTIONS, REPO, clerk, clerk_env, copy_corpus  # fi
 from bot.engine.answer import Answerer
 from bot.settings import Settings
 from indexer.lexical import BM25Index
+from indexer.refresh import text_signature
 from indexer.sources import KINDS
-from indexer.store import build_dir_of, read_build
+from indexer.store import BuildContents, build_dir_of, read_build
 
 POLL = 0.005  # seconds between looks for the staging directory
 
@@ -168,7 +169,7 @@ def killed_run(rig: Rig, delay: float, after_staging: bool, timeout: float) -> s
 def phase(rig: Rig, served_before: Path | None, finished: set[str], staging: set[str]) -> str:
     """Where the kill landed, read from what it left behind."""
     if rig.served() != served_before:
-        return "after the link swap"
+        return "after the link swap (clean-up, exit)"
     if rig.finished() - finished:
         return "after the rename, before the swap"
     if rig.staging() - staging:
@@ -195,6 +196,36 @@ def main() -> int:
         return run(rig, args, rng)
 
 
+@dataclass
+class Tally:
+    """What the runs saw."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    phases: Counter[str] = field(default_factory=Counter)
+    seen_whole: set[str] = field(default_factory=set)  # build names once seen whole
+    half_served: set[str] = field(default_factory=set)
+    half_new: set[str] = field(default_factory=set)  # never whole: a build written halfway
+    half_old: set[str] = field(default_factory=set)  # once whole: a kill while deleting it
+    problems: list[str] = field(default_factory=list)
+
+    def inspect(self, rig: Rig, n: int) -> None:
+        """Sort every finished build directory into whole, served half, new half, old half."""
+        served = rig.served()
+        for name in sorted(rig.finished()):
+            why = whole(rig.builds / name)
+            if why is None:
+                self.seen_whole.add(name)
+                continue
+            if served is not None and served.name == name:
+                self.half_served.add(name)
+                self.problems.append(f"run {n}: serving half build {name}: {why}")
+            elif name in self.seen_whole:
+                self.half_old.add(name)
+            else:
+                self.half_new.add(name)
+                self.problems.append(f"run {n}: half new build {name}: {why}")
+
+
 def run(rig: Rig, args: argparse.Namespace, rng: random.Random) -> int:
     started = time.perf_counter()
     first, seconds = index(rig, timeout=3600)
@@ -208,61 +239,91 @@ def run(rig: Rig, args: argparse.Namespace, rng: random.Random) -> int:
     started_run = time.perf_counter()
     index(rig, timeout=3600)
     whole_run = time.perf_counter() - started_run
-    publish_share = max(0.5, whole_run * 0.15)  # the window after staging appears, generously
+    publish_window = max(0.5, whole_run * 0.15)  # after the staging directory appears
     print(f"a run that re-reads {args.churn} papers: {whole_run:.1f} s uncut")
-    counts: Counter[str] = Counter()
-    phases: Counter[str] = Counter()
-    problems: list[str] = []
+    tally = Tally()
+    tally.inspect(rig, -1)
     for n in range(args.runs):
         churn(rig, rng, args.churn)
         served, finished, staging = rig.served(), rig.finished(), rig.staging()
         at_publish = rng.random() < args.publish_share
-        delay = rng.uniform(0, publish_share if at_publish else whole_run * 1.1)
+        delay = rng.uniform(0, publish_window if at_publish else whole_run * 1.1)
         outcome = killed_run(rig, delay, at_publish, timeout=whole_run * 20)
-        counts[outcome] += 1
+        tally.counts[outcome] += 1
         if outcome == "killed":
-            phases[phase(rig, served, finished, staging)] += 1
+            tally.phases[phase(rig, served, finished, staging)] += 1
         if rig.served() not in {served} | {(rig.builds / b).resolve() for b in rig.finished()}:
-            problems.append(f"run {n}: link points at {rig.served()}")
-        for name in rig.finished():
-            why = whole(rig.builds / name)
-            if why:
-                problems.append(f"run {n}: half build {name}: {why}")
-                counts["half"] += 1
+            tally.problems.append(f"run {n}: link points at {rig.served()}")
+        tally.inspect(rig, n)
         why = answer_ok(answerer, rig, QUESTIONS[n % len(QUESTIONS)])
-        counts["answers ok" if why is None else "answers bad"] += 1
+        tally.counts["answers ok" if why is None else "answers bad"] += 1
         if why:
-            problems.append(f"run {n}: {why}")
+            tally.problems.append(f"run {n}: {why}")
     for rel in papers(rig.shelf):
         move(rel, rig.shelf, rig.corpus)
     last, _ = index(rig, timeout=3600)
-    final = read_build(rig.home / "index")
-    same = set(final.documents) == set(reference.documents) and {
-        c.chunk_id for c in final.chunks
-    } == {c.chunk_id for c in reference.chunks}
-    leftovers = rig.staging()
-    left_mb = sum(f.stat().st_size for d in leftovers for f in (rig.builds / d).rglob("*")) / 1e6
+    report(rig, args, tally)
+    final_report(rig, reference, last)
+    print(f"total time: {time.perf_counter() - started:.0f} s")
+    for problem in tally.problems[:20]:
+        print(f"  problem: {problem}")
+    return 0
+
+
+def report(rig: Rig, args: argparse.Namespace, tally: Tally) -> None:
+    counts = tally.counts
     print(f"runs: {args.runs} (`clerk index` processes, each sent SIGKILL)")
     print(
         f"killed mid-build: {counts['killed']} (completed before the kill: {counts['completed']})"
     )
-    for name, count in sorted(phases.items(), key=lambda kv: -kv[1]):
+    for name, count in sorted(tally.phases.items(), key=lambda kv: -kv[1]):
         print(f"  killed {name}: {count}")
     print(f"answers ok (from the served build, citing its passages): {counts['answers ok']}")
     print(f"answers not ok: {counts['answers bad']}")
-    print(f"half builds seen: {counts['half']}")
-    served = rig.served()
-    final_ok = served is not None and whole(served) is None and same
+    print(f"half builds seen: {len(tally.half_served)} served, {len(tally.half_new)} new ones")
     print(
-        f"final index ok: {'yes' if final_ok else 'NO'} ({last['chunks']} passages; same "
-        f"documents and passages as the first build: {'yes' if same else 'no'})"
+        f"old builds left partly deleted by a kill during clean-up (never served again; the next "
+        f"publish removes them): {len(tally.half_old)}"
     )
+    leftovers = rig.staging()
+    left_mb = sum(f.stat().st_size for d in leftovers for f in (rig.builds / d).rglob("*")) / 1e6
     print(f"leftover temporary build dirs: {len(leftovers)} ({left_mb:.1f} MB)")
     print(f"finished builds kept: {len(rig.finished())}")
-    print(f"total time: {time.perf_counter() - started:.0f} s")
-    for problem in problems[:20]:
-        print(f"  problem: {problem}")
-    return 0
+
+
+def final_report(rig: Rig, reference: BuildContents, last: dict) -> None:
+    """The uncut index at the end, against the first build of the same papers (a fresh one)."""
+    served = rig.served()
+    final = read_build(rig.home / "index")
+    before, after = Counter(c.text for c in reference.chunks), Counter(c.text for c in final.chunks)
+    lost, extra = sum((before - after).values()), sum((after - before).values())
+    ok = served is not None and whole(served) is None and lost == 0
+    print(
+        f"final index ok: {'yes' if ok else 'NO'} (whole, {last['chunks']} passages, "
+        f"{lost} passages of the first build missing)"
+    )
+    copies = text_copies(final)
+    print(
+        f"  same as the first (fresh) build of these papers: {'yes' if after == before else 'no'}"
+        f"; {extra} extra passages; papers indexed twice as text copies: {len(copies)}"
+    )
+    for source in copies[:5]:
+        print(f"    indexed again as its own document: {source}")
+
+
+def text_copies(contents: BuildContents) -> list[str]:
+    """Sources of documents whose passages repeat another document's word for word."""
+    texts: dict[str, list[str]] = {}
+    for chunk in contents.chunks:
+        texts.setdefault(chunk.doc_id, []).append(chunk.text)
+    first: dict[str, str] = {}
+    copies = []
+    for doc_id in sorted(texts, key=lambda d: contents.documents[d].source):
+        signature = text_signature(texts[doc_id])
+        if signature in first:
+            copies.append(contents.documents[doc_id].source)
+        first.setdefault(signature, doc_id)
+    return copies
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,12 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import (  # first: it sets sys.path for the imports below
-    CORPUS,
     QUESTIONS,
     REPO,
-    SUBSET,
     clerk,
     clerk_env,
+    index_subset,
     percentile,
 )
 from slack_api_server import SlackApiServer, user
@@ -210,43 +210,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def index_home(home: Path) -> None:
-    """Index SUBSET of the shared corpus into `home` with `clerk index`."""
-    roots = [str(CORPUS / part) for part in SUBSET]
-    subprocess.run(clerk("index", *roots), env=clerk_env(home), cwd=REPO, check=False)
-
-
 def run(args: argparse.Namespace, home: Path) -> None:
     rng = random.Random(args.seed)
     with SlackApiServer(token=BOT_TOKEN) as api:
         api.directory.users[COUNCILLOR] = user("cllr.jones", "Cllr Alex Jones")
         bot = Bot(home, api.base_url, free_port())
         bot.start()
-        print(f"bot ready in {bot.wait_ready():.1f} s")
-        sender = Sender(bot.url, rng, args.retry_share)
-        kills = {args.events * (k + 1) // (args.kills + 1) for k in range(args.kills)}
-        started = time.perf_counter()
-        for n in range(args.events):
-            due = started + n / args.rate
-            while time.perf_counter() < due:
+        try:
+            print(f"bot ready in {bot.wait_ready():.1f} s")
+            sender = Sender(bot.url, rng, args.retry_share)
+            started = time.perf_counter()
+            send_all(args, bot, sender, started)
+            sending = time.perf_counter() - started
+            while sender.pending():
                 sender.send_due()
-                time.sleep(min(0.002, max(0.0, due - time.perf_counter())))
-            if n in kills:
-                bot.kill()
-                bot.start()
-                at = time.perf_counter() - started
-                print(f"killed and restarted the bot at event {n} ({at:.0f} s)")
-            sender.schedule(due, n, 0)
-            sender.send_due()
-        sending = time.perf_counter() - started
-        while sender.pending():
-            sender.send_due()
-            time.sleep(0.05)
-        sender.pool.shutdown(wait=True)
-        api.settle(quiet=SETTLE, timeout=3600)
-        elapsed = time.perf_counter() - started - SETTLE
-        bot.kill()
+                time.sleep(0.05)
+            sender.pool.shutdown(wait=True)
+            api.settle(quiet=SETTLE, timeout=3600)
+            elapsed = time.perf_counter() - started - SETTLE
+        finally:
+            bot.kill()
         report(args, api, bot, sender, sending, elapsed)
+
+
+def send_all(args: argparse.Namespace, bot: Bot, sender: Sender, started: float) -> None:
+    """Send every event on schedule; kill and restart the bot at evenly spread events."""
+    kills = {args.events * (k + 1) // (args.kills + 1) for k in range(args.kills)}
+    for n in range(args.events):
+        due = started + n / args.rate
+        while time.perf_counter() < due:
+            sender.send_due()
+            time.sleep(min(0.002, max(0.0, due - time.perf_counter())))
+        if n in kills:
+            bot.kill()
+            bot.start()
+            print(
+                f"killed and restarted the bot at event {n} ({time.perf_counter() - started:.0f} s)"
+            )
+        sender.schedule(due, n, 0)
+        sender.send_due()
 
 
 def report(args, api: SlackApiServer, bot: Bot, sender: Sender, sending: float, elapsed: float):
@@ -289,9 +291,11 @@ def main() -> int:
     parser.add_argument("--home", type=Path, help="an existing CLERK_HOME with a published index")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="clerk-soak-slack-") as tmp:
-        home = args.home or Path(tmp) / "home"
-        if not args.home:
-            index_home(home)
+        home = Path(tmp) / "home"
+        if args.home:  # a copy: the run's requests and mail state must not stay behind
+            shutil.copytree(args.home, home, symlinks=True)
+        else:
+            index_subset(home)
         run(args, home)
     return 0
 
