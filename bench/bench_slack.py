@@ -19,25 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import build_home  # first: it sets sys.path for the imports below
+from _common import QUESTIONS, build_home, percentile  # first: it sets sys.path
 from slack_harness import SlackRig, fixture
 
 from bot.engine.answer import Answerer
 from bot.requests.service import open_store
 from bot.settings import Settings
-
-QUESTIONS = (
-    "What did the area committee resolve about protecting vulnerable children from exploitation?",
-    "What was decided about devolution and local government reorganisation?",
-    "Who chaired the County Council meeting in January 2025?",
-    "What did the Cabinet say about the council's budget position?",
-    "What is the position on special educational needs and disabilities?",
-    "What did the committee decide about parking charges at the leisure centre?",  # near miss
-    "What questions were asked by members at full council?",
-    "What did the report say about county lines and child criminal exploitation?",
-    "When is the next bin collection in my ward?",  # not in the papers
-    "What motions were debated at the County Council?",
-)
 
 
 def one(rig: SlackRig, n: int, question: str) -> tuple[float, float, float]:
@@ -52,11 +39,6 @@ def one(rig: SlackRig, n: int, question: str) -> tuple[float, float, float]:
     working = rig.api.wait_for("chat.postMessage", where=lambda c: c.body["channel"] == channel)
     answer = rig.api.wait_for("chat.update", where=lambda c: c.body["channel"] == channel)
     return reply.seconds, working[0].at - sent, answer[0].at - sent
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def report(name: str, values: list[float]) -> None:
