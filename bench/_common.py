@@ -11,7 +11,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,6 +64,19 @@ def index_subset(home: Path) -> None:
     """Index SUBSET of the shared corpus into `home` with a `clerk index` process."""
     roots = [str(CORPUS / part) for part in SUBSET]
     subprocess.run(clerk("index", *roots), env=clerk_env(home), cwd=REPO, check=True)
+
+
+@contextmanager
+def scratch_home(prefix: str, existing: Path | None = None) -> Iterator[Path]:
+    """A throwaway CLERK_HOME for one run: a copy of an existing one (its requests and state
+    must not stay behind), or a fresh index of the small subset."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        home = Path(tmp) / "home"
+        if existing:
+            shutil.copytree(existing, home, symlinks=True)
+        else:
+            index_subset(home)
+        yield home
 
 
 def clerk(*args: str) -> list[str]:

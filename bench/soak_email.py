@@ -26,11 +26,9 @@ import imaplib
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -38,7 +36,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 
-from _common import QUESTIONS, REPO, clerk, clerk_env, index_subset, percentile  # first
+from _common import QUESTIONS, REPO, clerk, clerk_env, percentile, scratch_home  # first
 from mailservers import PASSWORD, Dovecot, SmtpCapture, nested_question, remove_dovecot
 from mailservers import start_dovecot as new_dovecot
 
@@ -338,12 +336,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--home", type=Path, help="an existing CLERK_HOME with a published index")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="clerk-soak-email-") as tmp:
-        home = Path(tmp) / "home"
-        if args.home:  # a copy: the run's requests and mail state must not stay behind
-            shutil.copytree(args.home, home, symlinks=True)
-        else:
-            index_subset(home)
+    with scratch_home("clerk-soak-email-", args.home) as home:
         run(args, home)
     return 0
 

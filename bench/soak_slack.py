@@ -26,12 +26,10 @@ import itertools
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -46,8 +44,8 @@ from _common import (  # first: it sets sys.path for the imports below
     REPO,
     clerk,
     clerk_env,
-    index_subset,
     percentile,
+    scratch_home,
 )
 from slack_api_server import SlackApiServer, user
 from slack_harness import (
@@ -290,12 +288,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--home", type=Path, help="an existing CLERK_HOME with a published index")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="clerk-soak-slack-") as tmp:
-        home = Path(tmp) / "home"
-        if args.home:  # a copy: the run's requests and mail state must not stay behind
-            shutil.copytree(args.home, home, symlinks=True)
-        else:
-            index_subset(home)
+    with scratch_home("clerk-soak-slack-", args.home) as home:
         run(args, home)
     return 0
 

@@ -24,92 +24,15 @@ from pathlib import Path
 
 from bot.requests.model import utc_now
 from bot.requests.similar import Similarity
-from bot.requests.stores.sql import SqlRequestStore, apply_migrations
+from bot.requests.stores import schema
+from bot.requests.stores.sql import SqlRequestStore
 
 BUSY_TIMEOUT_MS = 30_000  # a writer queues behind others for up to 30 s before giving up
-
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
-
-
-def migration(fn: Callable[[sqlite3.Connection], None]):
-    """Register a schema step; never edit or reorder one that has shipped, append a new one."""
-    MIGRATIONS.append((fn.__name__, fn))
-    return fn
-
-
-@migration
-def m001_requests(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE requests (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            question TEXT NOT NULL,
-            normalised TEXT NOT NULL,
-            state TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            committee TEXT,
-            nearest TEXT NOT NULL DEFAULT '[]',
-            assigned_to TEXT,
-            answer TEXT,
-            answered_by TEXT,
-            answered_at TEXT,
-            duplicate_of INTEGER,
-            reason TEXT)"""
-    )
-    db.execute("CREATE INDEX requests_state ON requests (state, normalised)")
-
-
-@migration
-def m002_askers(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE askers (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            request_id INTEGER NOT NULL REFERENCES requests (id),
-            channel TEXT NOT NULL,
-            user_id TEXT NOT NULL,
-            display_name TEXT NOT NULL DEFAULT '',
-            reply_to TEXT NOT NULL DEFAULT '{}',
-            question TEXT NOT NULL,
-            asked_at TEXT NOT NULL,
-            UNIQUE (request_id, channel, user_id))"""
-    )
-
-
-@migration
-def m003_audit(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE audit (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            request_id INTEGER NOT NULL,
-            at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            action TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '')"""
-    )
-    db.execute("CREATE INDEX audit_request ON audit (request_id, id)")
-
-
-@migration
-def m004_deliveries(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE deliveries (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            request_id INTEGER NOT NULL REFERENCES requests (id),
-            asker_id INTEGER NOT NULL REFERENCES askers (id),
-            channel TEXT NOT NULL,
-            state TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            last_error TEXT,
-            next_attempt_at TEXT,
-            sent_at TEXT,
-            UNIQUE (request_id, asker_id))"""
-    )
-    db.execute("CREATE INDEX deliveries_due ON deliveries (state, channel, next_attempt_at)")
 
 
 def migrate(db: sqlite3.Connection, now: str) -> list[str]:
     """Apply the migrations this file lacks, inside the caller's transaction."""
-    return apply_migrations(db, MIGRATIONS, lambda db, step: step(db), now)
+    return schema.migrate(db, schema.SQLITE, now)
 
 
 class SqliteRequestStore(SqlRequestStore):

@@ -9,7 +9,8 @@ from pg_server import PostgresServer, fresh_database, postgres_server  # noqa: F
 from requests_support import ALICE, BOB, Clock
 
 from bot.requests.service import open_store
-from bot.requests.stores.postgres import MIGRATIONS, PostgresRequestStore
+from bot.requests.stores.postgres import PostgresRequestStore
+from bot.requests.stores.schema import MIGRATIONS
 from bot.settings import Settings
 from indexer.errors import ConfigError
 

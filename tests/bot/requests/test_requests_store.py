@@ -21,7 +21,8 @@ from bot.requests.model import (
     RequestFilter,
     overdue_cutoff,
 )
-from bot.requests.stores.sqlite import MIGRATIONS, SqliteRequestStore
+from bot.requests.stores.schema import MIGRATIONS
+from bot.requests.stores.sqlite import SqliteRequestStore
 
 
 @pytest.fixture
