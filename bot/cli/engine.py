@@ -65,8 +65,13 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     embedder = embedder_for(settings.index)
     with _ProgressBar() as bar:
         summary = refresh(settings.index, roots, embedder, progress=bar.update)
+    promises = []
+    if summary.published:
+        from bot.promises.log import log_published_promises
+
+        promises = log_published_promises(settings)
     if args.json:
-        print(json.dumps(summary.to_dict()))
+        print(json.dumps({**summary.to_dict(), "promises_logged": len(promises)}))
     else:
         print(
             f"{summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
@@ -74,6 +79,8 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
             f"{summary.chunks} passages indexed"
             + ("" if summary.published else " (no change, nothing published)")
         )
+        if promises:
+            print(f"{len(promises)} promise(s) in the papers logged as requests for officers")
         for failure in summary.failed:
             print(f"  failed: {failure['source']}: {failure['reason']}", file=sys.stderr)
     return 1 if summary.failed else 0

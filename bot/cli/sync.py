@@ -95,8 +95,16 @@ def run_nightly(args, settings: Settings) -> int:
     except Exception as exc:  # a damaged store, a full disk: still a report, and status 2
         log.exception("clerk nightly failed")
         report = NightlyReport((), None, f"unexpected failure: {type(exc).__name__}: {exc}")
+    promises: list[int] = []
+    if report.index is not None and report.index.published:
+        from bot.promises.log import log_published_promises
+
+        try:
+            promises = log_published_promises(settings)
+        except Exception as exc:  # the index is published; promises are logged next time
+            log.error("logging promises failed: %s", type(exc).__name__)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), "promises_logged": len(promises)}, indent=2))
     else:
         for summary in report.sites:
             _print_summary(summary)

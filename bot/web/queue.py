@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from bot.promises.log import PROMISE_CHANNEL
 from bot.requests.model import (
     PENDING,
     STATES,
@@ -31,6 +32,7 @@ class QueueQuery:
     committee: str = ""
     overdue: bool = False
     mine: bool = False
+    promises: bool = False  # only promises found in the papers
     q: str = ""
     page: int = 1
 
@@ -47,6 +49,7 @@ class QueueQuery:
             committee=args.get("committee", "").strip()[:200],
             overdue=args.get("overdue") == "1",
             mine=args.get("mine") == "1",
+            promises=args.get("promises") == "1",
             q=args.get("q", "").strip()[:200],
             page=page,
         )
@@ -64,6 +67,7 @@ class QueueQuery:
             "committee": query.committee,
             "overdue": "1" if query.overdue else "",
             "mine": "1" if query.mine else "",
+            "promises": "1" if query.promises else "",
             "q": query.q,
             "page": str(query.page) if query.page > 1 else "",
         }
@@ -102,6 +106,8 @@ def select(
     rows = []
     for request in requests:
         if query.mine and request.assigned_to != officer:
+            continue
+        if query.promises and not any(a.channel == PROMISE_CHANNEL for a in request.askers):
             continue
         if query.q and not matches(request, query.q):
             continue
