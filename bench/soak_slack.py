@@ -159,6 +159,7 @@ class Sender:
         self.seq = itertools.count()
         self.acks: list[float] = []
         self.acked: set[int] = set()
+        self.first_sent: dict[int, float] = {}  # event -> perf_counter() of its first POST
         self.given_up: set[int] = set()
         self.counts: Counter[str] = Counter()
 
@@ -181,6 +182,8 @@ class Sender:
             return len(self.queue)
 
     def _send(self, n: int, retry: int) -> None:
+        if retry == 0:
+            self.first_sent[n] = time.perf_counter()
         status, seconds = post(self.url, payload(n), retry)
         now = time.perf_counter()
         with self.lock:
@@ -253,7 +256,8 @@ def report(args, api: SlackApiServer, bot: Bot, sender: Sender, sending: float, 
     posts: dict[str, list[float]] = {}
     for call in api.calls_to("chat.postMessage"):
         posts.setdefault(call.body.get("channel", ""), []).append(call.at)
-    answered = {c.body.get("channel") for c in api.calls_to("chat.update")}
+    updates = api.calls_to("chat.update")
+    answered = {c.body.get("channel") for c in updates}
     events = range(args.events)
     acked_unanswered = [n for n in events if n in sender.acked and channel_of(n) not in answered]
     never_acked = [n for n in events if n not in sender.acked]
@@ -276,6 +280,13 @@ def report(args, api: SlackApiServer, bot: Bot, sender: Sender, sending: float, 
         f"ack (send to HTTP 200): p50 {percentile(acks, 50):.1f} ms, p95 "
         f"{percentile(acks, 95):.1f} ms, p99 {percentile(acks, 99):.1f} ms, max {max(acks):.1f} ms"
     )
+    sent = {channel_of(n): at for n, at in sender.first_sent.items()}
+    waits = [c.at - sent[c.body["channel"]] for c in updates if c.body.get("channel") in sent]
+    if waits:
+        print(
+            f"event to answer (first send to chat.update): p50 {percentile(waits, 50):.1f} s, "
+            f"p99 {percentile(waits, 99):.1f} s, max {max(waits):.1f} s"
+        )
     print(f"time: {elapsed:.0f} s to the last Web API call")
 
 
