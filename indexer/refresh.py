@@ -189,12 +189,19 @@ def _plan_paper(
         plan.changed |= old is None or old.status != "duplicate" or not same_stat
         return
     document = _document_row(doc_id, key[0], paper)
+    signature = plan.old_texts.get(doc_id)
+    if doc_id in old_docs and signature in plan.texts:
+        # kept last time, but a paper read earlier in this run has the same text: one source
+        plan.counts["duplicates"] += 1
+        plan.files.append(replace(stat_row, doc_id=plan.texts[signature], status="duplicate"))
+        plan.changed = True
+        return
     if doc_id in old_docs:
         # Same bytes as before: keep its chunks and vectors; metadata may still have moved on.
         plan.documents[doc_id] = replace(document, pages=old_docs[doc_id].pages)
         plan.files.append(replace(stat_row, doc_id=doc_id))
-        if doc_id in plan.old_texts:
-            plan.texts.setdefault(plan.old_texts[doc_id], doc_id)
+        if signature is not None:
+            plan.texts[signature] = doc_id
         unchanged = (
             old is not None and old.doc_id == doc_id and old_docs[doc_id] == plan.documents[doc_id]
         )

@@ -85,6 +85,25 @@ def test_a_paper_saved_again_with_other_bytes_is_one_source(settings, corpus, em
     assert (again.duplicates, again.published) == (1, False)  # the copy is not read again
 
 
+def test_a_copy_set_aside_and_brought_back_is_still_one_source(settings, corpus, embedder):
+    levi = corpus / LEVI
+    copy = levi.parent.parent / "2025-03-13" / "Minutes of Previous Meeting.pdf"
+    copy.parent.mkdir()
+    shutil.copy2(levi.parent / "meeting.json", copy.parent / "meeting.json")
+    pypdf.PdfWriter(clone_from=levi).write(copy)  # same text, other bytes
+    first = refresh(settings.index, [corpus], embedder)
+    passages = len(read_build(settings.index.index_dir).chunks)
+    aside = levi.rename(levi.with_suffix(".aside"))  # the original is taken away...
+    refresh(settings.index, [corpus], embedder)
+    aside.rename(levi)  # ...and comes back
+
+    refresh(settings.index, [corpus], embedder)
+
+    contents = read_build(settings.index.index_dir)
+    assert len(contents.chunks) == passages  # not indexed twice
+    assert first.duplicates == 1 and len(contents.documents) == 2
+
+
 def _write_bad_papers(folder):
     folder.mkdir(parents=True)
     (folder / "meeting.json").write_text(
