@@ -40,6 +40,7 @@ from indexer.store import (
     publish,
     read_build,
     read_params,
+    remove_abandoned_staging,
 )
 from indexer.types import IndexSummary, Paper
 
@@ -82,6 +83,8 @@ def refresh(
 ) -> IndexSummary:
     """Bring the published index in line with the folders; publish only if anything changed."""
     with exclusive_lock(settings.home / "index.lock", "index build"):
+        if removed := remove_abandoned_staging(settings.home):
+            log.info("removed %d half-written builds left by an interrupted run", removed)
         params = Params(embedder.name, _dimension(settings, embedder), settings.chunk_words)
         previous = _previous_build(settings, params)
         plan = _plan(previous, roots, settings, progress)

@@ -250,9 +250,16 @@ def _remove_old_builds(builds: Path, keep: set[str]) -> None:
     old = [p for p in finished if p.name not in keep]
     for path in old[: max(0, len(old) - KEEP_OLD_BUILDS)]:
         shutil.rmtree(path, ignore_errors=True)
-    for path in builds.glob(".*.tmp"):
-        if time.time() - path.stat().st_mtime > 3600:  # left by a crashed build
-            shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_abandoned_staging(home: Path) -> int:
+    """Delete half-written builds left by a killed run; the caller holds the index lock, so
+    no other build can be writing one. Returns how many were removed."""
+    removed = 0
+    for path in (home / "builds").glob(".*.tmp"):
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def _fsync_file(path: Path) -> None:

@@ -242,3 +242,18 @@ def test_status_lists_settings_but_never_secrets(tmp_path, monkeypatch, capsys):
     assert "no index published" in shown and "run `clerk index`" in shown
     assert "SLACK_BOT_TOKEN=set" in shown and "CLERK_ANSWER_THRESHOLD=" in shown
     assert "xoxb-very-secret-token" not in shown
+
+
+def test_a_build_killed_half_way_leaves_no_staging_behind(settings, corpus, embedder):
+    refresh(settings.index, [corpus], embedder)
+    builds = settings.index.home / "builds"
+    # what `kill -9` during publish leaves: a staging directory with part of a build in it
+    abandoned = builds / ".20261130T120000-deadbeef.tmp"
+    abandoned.mkdir()
+    (abandoned / "vectors.npy").write_bytes(b"\0" * 4096)
+
+    summary = refresh(settings.index, [corpus], embedder)  # nothing changed in the papers
+
+    assert not summary.published
+    assert not abandoned.exists()
+    assert read_build(settings.index.index_dir).documents  # the published index still serves
