@@ -78,7 +78,10 @@ class SlackSettings(SettingsGroup):
         "https://slack.com/api/", "CLERK_SLACK_API_URL", "Slack Web API base URL."
     )
     officers_channel: str = setting(
-        "", "CLERK_SLACK_OFFICERS_CHANNEL", "Channel id where new follow-up requests are posted."
+        "",
+        "CLERK_SLACK_OFFICERS_CHANNEL",
+        "Channel id where every new follow-up request is posted once, however it was logged "
+        "(Slack, email, terminal, promises in the papers); empty: none are posted.",
     )
     officer_ids: tuple[str, ...] = setting(
         (), "CLERK_SLACK_OFFICERS", "Comma-separated Slack user ids allowed to act on requests."

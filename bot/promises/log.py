@@ -3,8 +3,9 @@
 After an index run, every sentence in the published papers that promises information later
 ("further information will be provided", "a written answer will be sent", ...; see
 `bot.promises.detect`) is logged as a request officers can answer like any other, citing the
-meeting, page and sentence. Its asker is the promise itself (channel "promise"), so the desk can
-filter them. A promise is known by its sentence, not its file: however often the paper is
+meeting, page and sentence. Its asker is the promise itself (channel "promise",
+`bot.requests.model.PROMISE_CHANNEL`), so the desk can filter them and Slack shows them as
+promises. A promise is known by its sentence, not its file: however often the paper is
 re-indexed or copied into another meeting's folder, it is logged once (`promises.sqlite3` in the
 data directory remembers every sentence logged, even after its request is closed or purged).
 """
@@ -16,13 +17,12 @@ import sqlite3
 from contextlib import closing
 
 from bot.promises.detect import PromiseSentence, find_promises
-from bot.requests.model import Asker, RequestStore
+from bot.requests.model import PROMISE_CHANNEL, Asker, RequestStore
 from bot.requests.service import RESPONSE_COMMITTEE
 from bot.settings import Settings
 from bot.types import Citation
 from indexer.store import BuildContents, ChunkRow, DocumentRow
 
-PROMISE_CHANNEL = "promise"
 REGISTRY_FILE = "promises.sqlite3"
 
 

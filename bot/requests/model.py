@@ -42,13 +42,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     DUPLICATE: frozenset({OPEN}),
 }
 PENDING = (OPEN, ASSIGNED)  # states in which a new asker links to the request
+# The "asker" of a promise found in the papers (bot.promises.log) is the promise itself.
+PROMISE_CHANNEL = "promise"
 
 
 @dataclass(frozen=True)
 class Asker:
     """Who asked, and where the answer must go back to."""
 
-    channel: str  # "slack", "email" or "cli"
+    channel: str  # "slack", "email", "cli", or PROMISE_CHANNEL
     user_id: str  # Slack user id, email address, or local user name
     display_name: str = ""
     # Slack: {"channel": "C..", "thread_ts": "..."}; email: {"message_id": "<..>",
@@ -74,6 +76,12 @@ class InfoRequest:
     answered_at: str | None = None
     duplicate_of: int | None = None
     reason: str | None = None  # why declined
+    announced_at: str | None = None  # when it was posted to the officers' Slack channel
+
+    @property
+    def is_promise(self) -> bool:
+        """Logged from a sentence in the papers that promised information, not asked by anyone."""
+        return any(a.channel == PROMISE_CHANNEL for a in self.askers)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -225,6 +233,19 @@ class RequestStore(Protocol):
 
     def retry_failed(self, actor: str, request_id: int | None = None) -> int:
         """Put deliveries that gave up back in the queue; returns how many."""
+
+    def claim_announcements(
+        self, now: datetime | None = None, lease_seconds: int = 300, limit: int = 100
+    ) -> builtins.list[InfoRequest]:
+        """Up to `limit` open or assigned requests not yet posted to the officers' channel nor
+        claimed by another process, oldest first, claimed for `lease_seconds` so no one else
+        posts them."""
+
+    def record_announcement(
+        self, request_id: int, error: str | None = None, now: datetime | None = None
+    ) -> None:
+        """Record a post to the officers' channel: error None means posted (never again);
+        otherwise the claim is let go so that the next pass tries again."""
 
     def purge(self, older_than: datetime, actor: str) -> builtins.list[int]:
         """Delete finished requests last changed before `older_than`, with their askers'

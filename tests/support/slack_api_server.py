@@ -2,7 +2,8 @@
 
 It answers the methods Clerk calls with JSON shaped like Slack's, records every call (method,
 parsed body, headers, arrival time) and can be told to rate-limit a method once (429 with
-Retry-After). Point `slack_sdk.WebClient(base_url=server.base_url)` at it.
+Retry-After) or to refuse its next call (`{"ok": false, "error": ...}`, as Slack refuses a post
+to a channel the bot is not in). Point `slack_sdk.WebClient(base_url=server.base_url)` at it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Call:
     headers: dict[str, str]
     at: float  # time.perf_counter() on arrival
     status: int = 200
+    refused: bool = False  # answered {"ok": false} by `refuse_once`
 
 
 @dataclass
@@ -48,6 +50,7 @@ class SlackApiServer:
         self.directory = Directory()
         self._lock = threading.Condition()
         self._rate_limit: dict[str, int] = {}  # method -> Retry-After seconds, for one call
+        self._refuse: dict[str, tuple[str, str | None]] = {}  # method -> (error, channel)
         self._ts = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -76,13 +79,29 @@ class SlackApiServer:
         with self._lock:
             self._rate_limit[method] = retry_after
 
+    def refuse_once(
+        self, method: str, error: str = "not_in_channel", channel: str | None = None
+    ) -> None:
+        """The next call of `method` (to `channel`, if given) is refused with this error code
+        (HTTP 200, "ok": false)."""
+        with self._lock:
+            self._refuse[method] = (error, channel)
+
+    def refused(self, method: str) -> list[Call]:
+        """Calls of `method` that were refused (by `refuse_once`)."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.status == 200 and c.refused]
+
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
 
     def calls_to(self, method: str) -> list[Call]:
+        """Calls of `method` that were answered with success."""
         with self._lock:
-            return [c for c in self.calls if c.method == method and c.status == 200]
+            return [
+                c for c in self.calls if c.method == method and c.status == 200 and not c.refused
+            ]
 
     def wait_for(
         self, method: str, count: int = 1, timeout: float = 30.0, where=None
@@ -94,7 +113,10 @@ class SlackApiServer:
                 found = [
                     c
                     for c in self.calls
-                    if c.method == method and c.status == 200 and (where is None or where(c))
+                    if c.method == method
+                    and c.status == 200
+                    and not c.refused
+                    and (where is None or where(c))
                 ]
                 if len(found) >= count:
                     return found
@@ -125,6 +147,14 @@ class SlackApiServer:
         with self._lock:
             return self._rate_limit.pop(method, None)
 
+    def _take_refusal(self, method: str, body: dict) -> str | None:
+        with self._lock:
+            error, channel = self._refuse.get(method, (None, None))
+            if error is None or channel not in (None, body.get("channel")):
+                return None
+            del self._refuse[method]
+            return error
+
     def _handler_class(self):
         server = self
 
@@ -145,6 +175,11 @@ class SlackApiServer:
                 if retry_after is not None:
                     server._record(Call(method, body, headers, arrived, status=429))
                     self._send(429, {"ok": False, "error": "ratelimited"}, retry_after)
+                    return
+                refusal = server._take_refusal(method, body)
+                if refusal is not None:
+                    server._record(Call(method, body, headers, arrived, refused=True))
+                    self._send(200, {"ok": False, "error": refusal})
                     return
                 server._record(Call(method, body, headers, arrived))
                 if headers.get("authorization") != f"Bearer {server.token}":

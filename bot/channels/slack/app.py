@@ -155,6 +155,7 @@ class ClerkSlack:
             unfurl_links=False,
             unfurl_media=False,
         )
+        self.store.record_announcement(request.request_id)  # so no later pass posts it again
 
     # ---- councillors' buttons -------------------------------------------------------------
 

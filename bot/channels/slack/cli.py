@@ -82,20 +82,36 @@ def run_slack(args, settings: Settings) -> int:
 
 
 def _deliver_forever(settings: Settings, store, notifier, client, stop: threading.Event) -> None:
-    """Officers may answer from the CLI or the email process too, and a failed delivery waits
-    for a retry: deliver whatever is due to Slack askers, every minute. Each pass also checks
-    the Slack connection and records a heartbeat for the container health check."""
-    from bot.requests.service import deliver_answers
-
+    """Officers may answer from the CLI or the email process too, a failed delivery waits for a
+    retry, and requests are logged by email, the CLI and index runs: every minute, run a pass.
+    Each pass also records a heartbeat for the container health check."""
     while True:
         try:
-            client.auth_test()  # the token still works and Slack answers
-            report = deliver_answers(store, {"slack": notifier})
-            if report.results:
-                log.info("delivered %d officer answers to Slack", len(report.sent))
-            health.beat(settings.home, "slack", True, f"{len(report.sent)} delivered")
+            done = run_pass(settings, store, notifier, client)
+            health.beat(settings.home, "slack", True, done)
         except Exception as exc:  # keep the loop alive; the store keeps what is due
             log.error("delivery pass failed: %s", type(exc).__name__)
             health.beat(settings.home, "slack", False, type(exc).__name__)
         if stop.wait(DELIVERY_INTERVAL):
             return
+
+
+def run_pass(settings: Settings, store, notifier, client) -> str:
+    """One pass of the Slack process's background work: check the Slack connection, deliver
+    officers' answers due to Slack askers, and post requests the officers' channel has not seen
+    yet (bot.channels.slack.announce). Returns what it did, in counts."""
+    from bot.channels.slack.announce import announce_requests
+    from bot.requests.service import deliver_answers
+
+    client.auth_test()  # the token still works and Slack answers
+    report = deliver_answers(store, {"slack": notifier})
+    if report.results:
+        log.info("delivered %d officer answers to Slack", len(report.sent))
+    announced = announce_requests(settings, store, client)
+    if announced.posted or announced.failed:
+        log.info(
+            "posted %d requests to the officers' channel, %d to try again",
+            len(announced.posted),
+            len(announced.failed),
+        )
+    return f"{len(report.sent)} delivered, {len(announced.posted)} announced"

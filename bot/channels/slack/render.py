@@ -292,7 +292,10 @@ def request_actions(request: InfoRequest) -> dict | None:
 
 
 def request_message(request: InfoRequest, nearest_shown: int = 3) -> SlackMessage:
-    """A request as officers see it in their channel: question, asker, nearest passages, buttons."""
+    """A request as officers see it in their channel: question, asker, nearest passages, buttons;
+    a promise found in the papers reads as one, with the passage where it was made."""
+    if request.is_promise:
+        return _with_status(request, _promise_blocks(request), "a promise in the papers")
     blocks = [
         {"type": "header", "text": plain(f"Request #{request.request_id}", MAX_HEADER_TEXT)},
         section(f"*Question*\n{blockquote(request.question, 2500)}"),
@@ -302,13 +305,34 @@ def request_message(request: InfoRequest, nearest_shown: int = 3) -> SlackMessag
         blocks.append(section("*Nearest passages found* (not judged an answer)"))
         for citation in request.nearest[:nearest_shown]:
             blocks.extend(citation_blocks(citation))
+    return _with_status(request, blocks)
+
+
+def _promise_blocks(request: InfoRequest) -> list[dict]:
+    """What was promised (the meeting, the paper or item, the page, the sentence, who promised
+    whom: the question bot.promises.log wrote), then the passage it stands in, linked."""
+    header = f"Request #{request.request_id}: a promise in the papers"
+    blocks = [
+        {"type": "header", "text": plain(header, MAX_HEADER_TEXT)},
+        section(f"*Promised in the papers*\n{blockquote(request.question, 2500)}"),
+        context("Found in the papers when they were indexed; no councillor asked it."),
+    ]
+    if request.nearest:
+        blocks.append(section("*Where it was promised*"))
+        blocks.extend(citation_blocks(request.nearest[0]))
+    return blocks
+
+
+def _with_status(request: InfoRequest, blocks: list[dict], kind: str = "") -> SlackMessage:
+    """The answer (once there is one), the status line and the officers' buttons."""
     if request.answer:
         blocks.append(section(f"*Answer*\n{fit(request.answer, 2900)}"))
     blocks.append(context(status_line(request)))
     actions = request_actions(request)
     if actions:
         blocks.append(actions)
-    text = fit(f"Request #{request.request_id}: {request.question}", MAX_FALLBACK_TEXT)
+    label = f"Request #{request.request_id}" + (f" ({kind})" if kind else "")
+    text = fit(f"{label}: {request.question}", MAX_FALLBACK_TEXT)
     return SlackMessage(text, blocks[:MAX_MESSAGE_BLOCKS])
 
 

@@ -71,6 +71,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             UNIQUE (request_id, asker_id));
         CREATE INDEX deliveries_due ON deliveries (state, channel, next_attempt_at)""",
     ),
+    # When a request was posted to the officers' Slack channel, and until when a Slack process
+    # holds the claim to post it. Requests already logged when this step runs count as announced
+    # at their logging: those asked in Slack were posted then, and posting every older one at
+    # the first pass after the upgrade would flood the channel with requests officers already
+    # have in the desk. `announced_at` is written once and never cleared.
+    (
+        "m005_announced",
+        """ALTER TABLE requests ADD COLUMN announced_at TEXT;
+        ALTER TABLE requests ADD COLUMN announce_claim TEXT;
+        UPDATE requests SET announced_at = created_at""",
+    ),
 )
 
 SQLITE = {"key": "INTEGER PRIMARY KEY AUTOINCREMENT", "ref": "INTEGER"}

@@ -2,8 +2,8 @@
 
 Every rule lives here: logging a question or linking its asker to an equivalent pending request,
 officers' state changes and their audit events, duplicate linking, the delivery queue with its
-retries, and the retention purge. A backend subclasses `SqlRequestStore` and supplies only what
-genuinely differs:
+retries, the claim on announcing a request to officers once, and the retention purge. A backend
+subclasses `SqlRequestStore` and supplies only what genuinely differs:
 
 - the connection, and `_tx`: what writes and reads run on, taking `?` placeholders;
 - `BEGIN_WRITE` / `BEGIN_READ` and `_lock_writes`: how a write transaction queues behind others
@@ -70,7 +70,7 @@ _DELIVERY_SELECT = (
 )
 _COLUMNS = {
     "requests": {"state", "assigned_to", "answer", "answered_by", "answered_at", "updated_at",
-                 "duplicate_of", "reason"},
+                 "duplicate_of", "reason", "announced_at", "announce_claim"},
     "deliveries": {"state", "attempts", "last_error", "next_attempt_at", "sent_at"},
 }  # fmt: skip
 
@@ -482,6 +482,40 @@ class SqlRequestStore:
                 )
             return len(rows)
 
+    # ---- announcing requests to officers -----------------------------------------------------
+
+    def claim_announcements(
+        self, now: datetime | None = None, lease_seconds: int = 300, limit: int = 100
+    ) -> builtins.list[InfoRequest]:
+        moment = now or self.clock()
+        pending, args = self._in("state", PENDING)
+        with self._write() as db:
+            ids = [
+                row["id"]
+                for row in db.execute(
+                    f"SELECT id FROM requests WHERE announced_at IS NULL AND {pending}"
+                    " AND (announce_claim IS NULL OR announce_claim <= ?) ORDER BY id LIMIT ?",
+                    [*args, iso(moment), limit],
+                )
+            ]
+            if ids:
+                match, args = self._in("id", ids)
+                lease = iso(moment + timedelta(seconds=lease_seconds))
+                db.execute(f"UPDATE requests SET announce_claim = ? WHERE {match}", [lease, *args])
+            return self._load_many(db, ids)
+
+    def record_announcement(
+        self, request_id: int, error: str | None = None, now: datetime | None = None
+    ) -> None:
+        with self._write() as db:
+            row = _row(db, request_id)
+            if error is not None:  # let the claim go: the next pass tries again
+                _update(db, request_id, {"announce_claim": None})
+            elif row["announced_at"] is None:
+                moment = iso(now or self.clock())
+                _update(db, request_id, {"announced_at": moment, "announce_claim": None})
+                self._audit(db, request_id, "clerk", "announced", "officers' channel")
+
     # ---- retention ---------------------------------------------------------------------------
 
     def purge(self, older_than: datetime, actor: str) -> builtins.list[int]:
@@ -580,6 +614,7 @@ def _request(row, askers: list[Asker]) -> InfoRequest:
         answered_at=row["answered_at"],
         duplicate_of=row["duplicate_of"],
         reason=row["reason"],
+        announced_at=row["announced_at"],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from requests_support import ALICE, BOB, CAROL, START, STORE_KINDS, Clock, citation, make_store
@@ -21,7 +22,9 @@ from bot.requests.model import (
     RequestFilter,
     overdue_cutoff,
 )
+from bot.requests.stores import schema
 from bot.requests.stores.schema import MIGRATIONS
+from bot.requests.stores.sql import apply_migrations
 from bot.requests.stores.sqlite import SqliteRequestStore
 
 
@@ -321,3 +324,99 @@ def test_migrations_are_recorded_and_run_once(tmp_path, clock):
     mode = db.execute("PRAGMA journal_mode").fetchone()[0]
     db.close()
     assert names == [name for name, _ in MIGRATIONS] and mode == "wal"
+
+
+def test_a_request_is_announced_once_and_a_failed_post_is_claimed_again(store, clock):
+    first = store.log("Which car parks in Maidstone charge on Sundays?", BOB).request
+    second = store.log("How many potholes were filled in Swale?", CAROL).request
+    answered = store.log("Who chairs the Cabinet?", CAROL).request
+    store.answer(answered.request_id, "jo", "The Leader.")  # finished before its turn: never
+
+    claimed = store.claim_announcements()
+    assert [r.request_id for r in claimed] == [first.request_id, second.request_id]
+    assert store.claim_announcements() == []  # claimed: no other process posts them meanwhile
+
+    store.record_announcement(first.request_id)  # Slack accepted the post
+    store.record_announcement(second.request_id, error="Slack refused it: not_in_channel")
+    assert [r.request_id for r in store.claim_announcements()] == [second.request_id]
+    store.record_announcement(second.request_id)
+    store.record_announcement(second.request_id)  # recorded twice: still one announcement
+
+    clock.advance(hours=1)  # every claim has run out
+    assert store.claim_announcements() == []
+    assert store.get(first.request_id).announced_at == "2025-03-03T09:00:00+00:00"
+    assert store.get(answered.request_id).announced_at is None
+    actions = [e.action for e in store.history(second.request_id)]
+    assert actions.count("announced") == 1
+
+
+def test_a_claim_that_was_never_recorded_runs_out(store, clock):
+    request = store.log("Which car parks in Maidstone charge on Sundays?", BOB).request
+    assert store.claim_announcements(lease_seconds=300)  # then the process died mid-post
+    clock.advance(seconds=299)
+    assert store.claim_announcements() == []
+    clock.advance(seconds=2)
+    assert [r.request_id for r in store.claim_announcements()] == [request.request_id]
+
+
+def test_claims_take_the_oldest_first_up_to_the_limit(store):
+    ids = [store.log(f"Question {n} about Ashford bins?", BOB).request.request_id for n in range(3)]
+    assert [r.request_id for r in store.claim_announcements(limit=2)] == ids[:2]
+    assert [r.request_id for r in store.claim_announcements(limit=2)] == ids[2:]
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_requests_logged_before_the_upgrade_count_as_announced(kind, tmp_path, clock):
+    """The first pass after upgrading must not flood the officers' channel with old requests."""
+    url = _database_before_announcing(kind, tmp_path)
+    if kind == "sqlite":
+        store = SqliteRequestStore(url, clock=clock)
+    else:
+        from bot.requests.stores.postgres import PostgresRequestStore
+
+        store = PostgresRequestStore(url, clock=clock)
+    try:
+        [old] = store.list()
+        assert old.question == "Which roads in Dover were resurfaced?"
+        assert old.announced_at == old.created_at == "2025-01-06T10:00:00+00:00"
+        new = store.log("Which libraries in Dover open on Sundays?", BOB).request
+        assert [r.request_id for r in store.claim_announcements()] == [new.request_id]
+    finally:
+        store.close_store()
+
+
+def _database_before_announcing(kind: str, tmp_path) -> str:
+    """A request database as the last release left it: steps before m005, and one open request."""
+    dialect = schema.SQLITE if kind == "sqlite" else schema.POSTGRES
+    steps = [(name, text) for name, text in schema.ddl(dialect) if name < "m005"]
+    assert len(steps) == 4
+    if kind == "sqlite":
+        target = str(tmp_path / "requests.sqlite3")
+        db = sqlite3.connect(target, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        execute = db.execute
+    else:
+        import psycopg
+        from pg_server import fresh_database
+        from psycopg.rows import dict_row
+
+        target = fresh_database()
+        db = psycopg.connect(target, autocommit=True, row_factory=dict_row)
+
+        def execute(sql, args=()):
+            return db.execute(sql.replace("?", "%s"), args)
+
+    def run(_db, text):
+        for statement in filter(str.strip, text.split(";")):
+            execute(statement)
+
+    apply_migrations(SimpleNamespace(execute=execute), steps, run, "2025-01-01T00:00:00+00:00")
+    at = "2025-01-06T10:00:00+00:00"
+    question = "Which roads in Dover were resurfaced?"
+    execute(
+        "INSERT INTO requests (question, normalised, state, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (question, question.lower(), OPEN, at, at),
+    )
+    db.close()
+    return target

@@ -1,12 +1,14 @@
 """The officers' desk in a real browser: headless Chromium (Debian's) driven by Selenium.
 
 An officer signs in, works the queue, answers a request (the asker's terminal inbox receives it),
-and a form planted on another page is refused. Screenshots of each page go to docs/screenshots/
-for the README.
+and a form planted on another page is refused. Screenshots of each page go to build/screenshots/
+(git-ignored), so a test run leaves the repository as it was; `scripts/screenshots` runs these
+tests with REFRESH_SCREENSHOTS=1 to write them to docs/screenshots/ for the README.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from functools import partial
@@ -20,7 +22,8 @@ from web_support import OFFICER, OLD_QUESTION, PASSWORD, seed, serve_desk
 from bot.requests.stores.sqlite import SqliteRequestStore
 from bot.settings import Settings
 
-SCREENSHOTS = paths.REPO / "docs" / "screenshots"
+README_SCREENSHOTS = paths.REPO / "docs" / "screenshots"  # committed: only scripts/screenshots
+TEST_SCREENSHOTS = paths.REPO / "build" / "screenshots"  # git-ignored: every other run
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
@@ -52,6 +55,20 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture(autouse=True)
+def readme_screenshots_untouched():
+    """A test run must not rewrite the committed screenshots (only scripts/screenshots does)."""
+    before = _files(README_SCREENSHOTS)
+    yield
+    if screenshots_dir() != README_SCREENSHOTS:
+        assert _files(README_SCREENSHOTS) == before, "docs/screenshots/ was written to"
+        assert (TEST_SCREENSHOTS / "login.png").is_file()
+
+
+def _files(folder) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.glob("*"))}
+
+
 @pytest.fixture
 def desk(tmp_path):
     settings = Settings.from_env({}, CLERK_HOME=tmp_path / "home")
@@ -64,12 +81,19 @@ def desk(tmp_path):
     store.close_store()
 
 
+def screenshots_dir():
+    """Where screenshots go: the README's folder only when asked to refresh it."""
+    refresh = os.environ.get("REFRESH_SCREENSHOTS") == "1"
+    return README_SCREENSHOTS if refresh else TEST_SCREENSHOTS
+
+
 def screenshot(driver, name: str) -> None:
-    """The whole page, as a PNG for the README."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    """The whole page, as a PNG (for the README, when refreshing it)."""
+    folder = screenshots_dir()
+    folder.mkdir(parents=True, exist_ok=True)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1200, min(max(int(height) + 160, 500), 2000))  # + the window's frame
-    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    driver.save_screenshot(str(folder / f"{name}.png"))
     driver.set_window_size(1200, 900)
 
 

@@ -13,9 +13,11 @@ import urllib.request
 import paths
 import pytest
 from slack_api_server import SlackApiServer, user
-from slack_harness import BOT_TOKEN, SIGNING_SECRET, fixture, sign
+from slack_harness import BOT_TOKEN, OFFICERS_CHANNEL, SIGNING_SECRET, fixture, sign
 
 from bot.cli.main import main
+from bot.requests.model import Asker
+from bot.requests.service import open_store
 
 REPO = paths.REPO
 
@@ -41,6 +43,8 @@ def test_bad_tokens_are_a_clear_config_error(monkeypatch, tmp_path, capsys, env,
 
 def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings, monkeypatch):
     monkeypatch.setenv("CLERK_HOME", str(engine_settings.home))
+    with open_store(engine_settings) as store:  # logged at the terminal, before Slack started
+        waiting = store.log("Who chairs the Cabinet?", Asker("cli", "carol")).request
     with SlackApiServer(token=BOT_TOKEN) as api:
         api.directory.users["U0CLLR001"] = user("cllr.jones", "Cllr Alex Jones")
         env = {
@@ -49,6 +53,7 @@ def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings, mon
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "CLERK_SLACK_API_URL": api.base_url,
+            "CLERK_SLACK_OFFICERS_CHANNEL": OFFICERS_CHANNEL,
             "HF_HUB_OFFLINE": "1",
         }
         process = subprocess.Popen(  # noqa: S603 - our own entry point
@@ -72,11 +77,25 @@ def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings, mon
             assert "Area Committee" in json.dumps(update.body["blocks"])
             # the background pass checked the connection and told the health check so
             assert main(["health", "slack", "--max-age", "120"]) == 0
+            # ... and posted the request logged elsewhere to the officers' channel
+            api.wait_for(
+                "chat.postMessage",
+                where=lambda c: (
+                    c.body["channel"] == OFFICERS_CHANNEL
+                    and c.body["text"] == f"Request #{waiting.request_id}: Who chairs the Cabinet?"
+                ),
+            )
         finally:
             process.terminate()
             process.wait(timeout=10)
             process.stderr.close()
         assert api.calls_to("auth.test")
+        heads = [  # with a mention left unanswered, its listener posted that one too
+            c.body["text"].split(":")[0]
+            for c in api.calls_to("chat.postMessage")
+            if c.body["channel"] == OFFICERS_CHANNEL
+        ]
+        assert len(heads) == len(set(heads))  # no request posted twice
 
 
 def _listening_url(process: subprocess.Popen) -> str:

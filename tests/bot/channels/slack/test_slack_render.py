@@ -145,6 +145,31 @@ def test_request_message_shows_question_asker_and_passages_escaped():
     assert header["type"] == "header" and header["text"]["text"] == "Request #7"
 
 
+def test_a_promise_reads_as_a_promise_with_its_meeting_page_sentence_and_people():
+    """Logged from the papers (bot.promises.log), not asked: no 'Asked by' a hash."""
+    promised = request(
+        question="Promised in Public reports pack 13th-Mar-2025 Cabinet (Cabinet, 2025-03-13, "
+        "page 4): “Further information will be provided to Members.” Made by the Leader. "
+        "To Members.",
+        askers=(Asker("promise", "5d41402abc4b2a76b972", "Members"),),
+        nearest=(cite("Further information will be provided to Members. The Cabinet agreed."),),
+    )
+    message = render.request_message(promised)
+    shown = all_text(message.blocks)
+    assert message.blocks[0]["text"]["text"] == "Request #7: a promise in the papers"
+    assert "Promised in the papers" in shown and "Where it was promised" in shown
+    assert "“Further information will be provided to Members.”" in shown
+    assert "Made by the Leader. To Members." in shown
+    assert "Cabinet · 13 March 2025 · page 4" in shown  # the meeting and page, linked
+    assert "documents/s1/Public%20reports%20pack.pdf#page=4" in shown
+    assert "Asked by" not in shown and "5d41402abc4b2a76b972" not in shown
+    assert "a promise in the papers" in message.text
+    buttons = [
+        e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert buttons == [render.ASSIGN, render.ANSWER_OPEN, render.DECLINE_OPEN]
+
+
 def test_a_handled_request_keeps_only_a_close_button_and_says_who():
     assigned = render.request_message(request(state=ASSIGNED, assigned_to="U0OFFICER1"))
     assert "assigned* to <@U0OFFICER1>" in all_text(assigned.blocks)
