@@ -67,6 +67,41 @@ PATTERNS = (
     re.compile(rf"\b{_THING}\b{_GAP}\b(?:will|would|to) follow\b", re.IGNORECASE),
     # "ACTION: officers to ...", "Action - circulate ..."
     re.compile(r"^\s*action(?:\s*:|\s+-|\s+point\s*:)", re.IGNORECASE),
+    # "a detailed update would be brought back to Cabinet in due course", "that a further report
+    # come to the Committee", "will return to the Committee": a one-off report owed to a body
+    re.compile(
+        rf"\b(?:will|would|shall|to|that|intention to|agreed? (?:that|to))\s+{_WORDS}(?:be )?"
+        r"(?:(?:brought|bought|come|coming|returned?|bring|brings|report(?:ed)?|presented?|"
+        r"considered)(?: back)?|submitted) (?:to|by|at|before) (?:a |the |an )?"
+        r"(?:future|later|next|subsequent)?\s?(?:meeting|Members|Panel|(?:[A-Z][\w,]*\s){0,6}(?:Committee|Cabinet|"
+        r"Council|Board))\b(?![^.]*\b(?:in|every) (?:\d+|twelve|six) months)"
+    ),
+    # "changes will be communicated to Members in writing", "published and sent to all Members"
+    re.compile(
+        rf"\b{_FUTURE} be {_WORDS}(?:communicated|sent|circulated|provided|shared|emailed|given) "
+        r"to (?:all )?(?:Members|Member|Councillors|the (?:Panel|Committee|questioner))\b",
+        re.IGNORECASE,
+    ),
+    # "Cabinet will receive a verbal update", "You will receive under separate cover a letter"
+    re.compile(
+        rf"\b(?:will|would) receive (?:a |an |the )?(?:verbal |written |further |separate )?"
+        rf"(?:{_THING}|under separate cover)",
+        re.IGNORECASE,
+    ),
+    # "I will be writing separately to", "I have asked the Highways Manager to contact you"
+    re.compile(r"\b(?:will be writing|will write) (?:separately )?to\b", re.IGNORECASE),
+    re.compile(r"\basked [^.]{0,60}\bto (?:contact|write to|respond to|reply to) you\b"),
+    # "JG will communicate the slides to all members": initials name a person in action notes
+    re.compile(
+        r"\b(?-i:[A-Z]{2,3}) (?:will|to) (?:communicate|circulate|send|share|provide|forward)\b"
+    ),
+    # "PROVIDE a report to the Committee", "AGREE to present further information": resolutions
+    re.compile(rf"^(?:PROVIDE|CIRCULATE|SHARE|AGREE to (?:present|provide|circulate)) {_THING}"),
+    # "requested that a copy of the statement be shared with the minutes"
+    re.compile(
+        r"\b(?:requested|asked|agreed) that\b[^.]{0,120}\bbe (?:shared|circulated|provided|sent)"
+        r"\b"
+    ),
     # "to be circulated to Members", "figures to be provided outside the meeting"
     re.compile(r"\bto be (?:circulated|reported back|e-?mailed)\b", re.IGNORECASE),
     re.compile(rf"\b{_THING}\b{_GAP}\bto be {_GIVE}\b", re.IGNORECASE),
