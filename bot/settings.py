@@ -41,6 +41,16 @@ class EngineSettings(SettingsGroup):
     max_question_chars: int = setting(
         2000, "CLERK_MAX_QUESTION_CHARS", "Longest question accepted, in characters."
     )
+    reader: bool = setting(
+        False,
+        "CLERK_READER",
+        "Weigh the best passages with the learned reader (built by `clerk reader build`) and "
+        "decide with the combiner fitted with it (bot/engine/combiner-reader.json). Off by "
+        "default: on the dev set it did not beat the combiner alone.",
+    )
+    reader_dir: Path | None = setting(
+        None, "CLERK_READER_DIR", "Where the built reader is kept; unset: <CLERK_HOME>/reader."
+    )
 
 
 @dataclass(frozen=True)
@@ -242,6 +252,11 @@ class Settings:
     @property
     def home(self) -> Path:
         return self.index.home
+
+    @property
+    def reader_folder(self) -> Path:
+        """The built reader (`clerk reader build`)."""
+        return self.engine.reader_dir or self.index.home / "reader"
 
     @property
     def requests_db(self) -> Path:

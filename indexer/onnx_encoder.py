@@ -274,13 +274,31 @@ class OnnxEmbedder:
         return vectors
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        _, mask, tokens = self._run(texts)
+        return mean_pool(tokens, mask)
+
+    def _run(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(word-piece ids, attention mask, token vectors) of one padded batch."""
         encoded = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         wanted = {i.name for i in self.session.get_inputs()}
         (tokens,) = self.session.run(None, {k: v for k, v in feed.items() if k in wanted})
-        return mean_pool(tokens, mask)
+        return ids, mask, tokens
+
+    def token_vectors(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each text's word-piece ids and contextual token vectors (float16), padding dropped:
+        what a late-interaction reader compares, token by token."""
+        found: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.zeros(0))] * len(texts)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            ids, mask, tokens = self._run([texts[i] for i in rows])
+            for row, i in enumerate(rows):
+                size = int(mask[row].sum())
+                found[i] = (ids[row, :size].copy(), tokens[row, :size].astype(np.float16))
+        return found
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in the text (uncut), to check chunks fit the model's window."""

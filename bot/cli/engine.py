@@ -26,6 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     encoder.add_argument("--json", action="store_true")
     encoder.set_defaults(run=run_encoder)
 
+    reader = sub.add_parser("reader", help="the learned reader (CLERK_READER)")
+    reader.add_argument("action", choices=["build"], help="mine pairs from the index and train it")
+    reader.add_argument("--questions", type=int, default=5000, help="questions to write")
+    reader.add_argument("--epochs", type=int, default=3)
+    reader.add_argument(
+        "--max-minutes", type=float, default=20.0, help="stop training after this long"
+    )
+    reader.add_argument("--seed", type=int, default=13)
+    reader.add_argument("--json", action="store_true")
+    reader.set_defaults(run=run_reader)
+
     status = sub.add_parser("status", help="what is indexed, and what failed")
     status.add_argument("--json", action="store_true")
     status.add_argument(
@@ -52,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fit the combiner on these (dev) questions and save bot/engine/combiner.json; "
         "never give it the frozen test set",
+    )
+    evaluate.add_argument(
+        "--compare-reader",
+        action="store_true",
+        help="with the reader on, also run without it (the same index, the combiner alone)",
     )
     evaluate.set_defaults(run=run_eval)
 
@@ -100,6 +116,26 @@ def run_encoder(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"folder": str(encoder.folder), "name": encoder.name, **asdict(built)}))
     else:
         print(f"{encoder.name}: {encoder.folder} (built in {built.seconds:.1f} s)")
+    return 0
+
+
+def run_reader(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from bot.reader.build import build
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    built = build(settings, args.questions, args.epochs, args.max_minutes * 60, args.seed, say=say)
+    if args.json:
+        print(json.dumps({"folder": str(settings.reader_folder), **asdict(built)}))
+    else:
+        print(
+            f"reader built in {built.seconds['total']:.0f} s into {settings.reader_folder}: "
+            f"{sum(v for k, v in built.pairs.items() if not k.startswith('questions'))} pairs, "
+            f"held-out {built.held_out}, {built.graph} graph"
+        )
     return 0
 
 
@@ -153,20 +189,25 @@ def run_health(args: argparse.Namespace, settings: Settings) -> int:
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.engine import evaluate
     from bot.engine.answer import Answerer
+    from bot.engine.combiner import ARTIFACT, WITH_READER
 
     questions = [q for path in args.files for q in evaluate.load_questions(path)]
-    answerer = Answerer.from_settings(settings)
+    answerer = Answerer.from_settings(settings, fitting=args.fit)
     reports: dict = {}
     if args.fit:
         if any("test" in path.parts for path in args.files):
             raise ClerkError("refusing to fit on the frozen test set (eval/test/)")
         fitted = evaluate.fit(answerer, questions, " ".join(str(p) for p in args.files))
-        fitted["combiner"].save()
-        answerer = Answerer(settings, answerer.searcher, fitted["combiner"])
-        reports["fit"] = {"saved": True, **fitted["cross_validated"]}
+        target = ARTIFACT if answerer.reader is None else WITH_READER
+        fitted["combiner"].save(target)
+        answerer = Answerer(settings, answerer.searcher, fitted["combiner"], answerer.reader)
+        reports["fit"] = {"saved": str(target.name), **fitted["cross_validated"]}
     modes = ["hybrid", "bm25", "dense"] if args.baselines else ["hybrid"]
     for mode in modes:
         reports[mode] = evaluate.summarise(evaluate.run(answerer, questions, mode))
+    if args.compare_reader and answerer.reader is not None:
+        alone = Answerer(settings, answerer.searcher)
+        reports["hybrid-no-reader"] = evaluate.summarise(evaluate.run(alone, questions))
     if args.plot:
         curves = {mode: reports[mode]["risk_coverage"] for mode in modes}
         args.plot.write_text(evaluate.risk_coverage_svg(curves), encoding="utf-8")

@@ -12,6 +12,7 @@ whether they at least discuss the topic (the nearest passages are shown and a re
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 import urllib.parse
@@ -20,10 +21,19 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from bot.engine.combiner import Combiner
-from bot.engine.features import Context, Evidence, gather
+from bot.engine.combiner import WITH_READER, Combiner
+from bot.engine.features import (
+    FEATURES,
+    READER,
+    READER_BELOW_BEST,
+    READER_FEATURES,
+    Context,
+    Evidence,
+    gather,
+)
 from bot.engine.slots import AMOUNT, COUNT, DATE, DECISION, PERSON, VOTE, read_question
 from bot.errors import QuestionError
+from bot.reader.score import Reader, load_reader
 from bot.settings import Settings
 from bot.types import ANSWERED, DISCUSSED, Answer, Citation
 from indexer.embed import Embedder, embedder_for
@@ -32,8 +42,10 @@ from indexer.search import Searcher
 from indexer.store import Params
 from indexer.types import Hit, SearchFilters
 
+log = logging.getLogger(__name__)
 NOT_FOUND_TEXT = "I could not find the answer to this in the committee papers."
 CANDIDATES = 15  # passages weighed for each question
+READ = 8  # of those, the most likely the reader (when on) reads, to keep each question quick
 MAX_ANSWER_WORDS = 60  # the fact sentence
 MAX_QUOTE_WORDS = 300  # the passage and its neighbours on the page, quoted under it
 CITE_FRACTION = 0.8  # further passages are cited when nearly as likely to answer as the best
@@ -62,17 +74,40 @@ class Judged:
 class Answerer:
     """Answers questions from the published index."""
 
-    def __init__(self, settings: Settings, searcher: Searcher, combiner: Combiner | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        searcher: Searcher,
+        combiner: Combiner | None = None,
+        reader: Reader | None = None,
+    ):
         self.settings = settings
         self.searcher = searcher
-        self.combiner = combiner or _default_combiner()
+        self.reader = reader
+        self.shortlist = _default_combiner()  # which passages the reader reads
+        self.combiner = combiner or (_reader_combiner() if reader else self.shortlist)
 
     @classmethod
-    def from_settings(cls, settings: Settings, embedder: Embedder | None = None) -> Answerer:
-        """Load the model; the index loads on the first question and again when republished."""
+    def from_settings(
+        cls, settings: Settings, embedder: Embedder | None = None, fitting: bool = False
+    ) -> Answerer:
+        """Load the model; the index loads on the first question and again when republished.
+
+        The reader is used when switched on, built, and (unless `fitting` it) a combiner was
+        fitted with it; otherwise Clerk decides as before, and the log says why."""
         model = embedder or embedder_for(settings.index)
         expected = Params(model.name, model.dimension, settings.index.chunk_words)
-        return cls(settings, Searcher(settings.index.index_dir, model, expected))
+        reader = load_reader(settings)
+        if reader is not None and not fitting and not WITH_READER.is_file():
+            log.warning("no combiner fitted with the reader (%s): deciding without it", WITH_READER)
+            reader = None
+        combiner = _default_combiner() if reader is not None and fitting else None
+        return cls(settings, Searcher(settings.index.index_dir, model, expected), combiner, reader)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The evidence this answerer weighs for each passage."""
+        return (*FEATURES, *READER_FEATURES) if self.reader is not None else FEATURES
 
     @property
     def threshold(self) -> float:
@@ -111,8 +146,32 @@ class Answerer:
         """Candidate passages with their evidence and chance of answering, best first."""
         hits = self.searcher.search(question, filters, k=CANDIDATES, mode=mode)
         evidence = gather(read_question(question), hits, self._context())
+        if self.reader is not None:
+            evidence = self.read(question, evidence)
         judged = [Judged(e, self.combiner.chance(e.values)) for e in evidence]
         return sorted(judged, key=lambda j: j.chance, reverse=True)
+
+    def read(self, question: str, evidence: list[Evidence]) -> list[Evidence]:
+        """The reader's evidence for the READ passages the combiner alone finds likeliest (the
+        rest, never read, get chance 0 and the largest shortfall)."""
+        assert self.reader is not None
+        likeliest = sorted(
+            range(len(evidence)), key=lambda i: self.shortlist.chance(evidence[i].values)
+        )[::-1][:READ]
+        chances = self.reader.score(question, [evidence[i].hit for i in likeliest])
+        scores = dict(zip(likeliest, chances, strict=True))
+        top = max(chances, default=0.0)
+        return [
+            replace(
+                e,
+                values={
+                    **e.values,
+                    READER: scores.get(i, 0.0),
+                    READER_BELOW_BEST: top - scores[i] if i in scores else 1.0,
+                },
+            )
+            for i, e in enumerate(evidence)
+        ]
 
     def _context(self) -> Context:
         index = self.searcher.index
@@ -136,6 +195,11 @@ class Answerer:
 @lru_cache(maxsize=1)
 def _default_combiner() -> Combiner:
     return Combiner.load()
+
+
+@lru_cache(maxsize=1)
+def _reader_combiner() -> Combiner:
+    return Combiner.load(WITH_READER)
 
 
 def _meeting_words(hit: Hit) -> set[str]:

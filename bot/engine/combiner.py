@@ -4,7 +4,8 @@ Logistic regression over `bot.engine.features.FEATURES`, fitted by `clerk eval -
 set only (never the frozen test set), with its thresholds chosen by cross-validation on the same
 dev questions: the answer threshold is the lowest whose wrong answers stay within the risk
 budget (`RISK_BUDGET` of all questions). The result is a small JSON artifact, `combiner.json` beside
-this module, so what decides is plain to read and rebuilt by one command.
+this module (`combiner-reader.json` when fitted with the reader's feature too), so what decides is
+plain to read and rebuilt by one command.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from bot.engine.features import FEATURES
 
 ARTIFACT = Path(__file__).with_name("combiner.json")
+WITH_READER = Path(__file__).with_name("combiner-reader.json")  # fitted with the reader's feature
 # A wrong answer misleads a councillor; a false decline costs an officer some time. Clerk may
 # answer wrongly at most this share of all questions (the product's target), and otherwise
 # answers as much as it can.
@@ -38,7 +40,7 @@ class Combiner:
     fitted_on: str = ""  # which question files, for the record
 
     def chance(self, values: dict[str, float]) -> float:
-        z = self.bias + sum(self.weights[name] * values[name] for name in FEATURES)
+        z = self.bias + sum(weight * values[name] for name, weight in self.weights.items())
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def save(self, path: Path = ARTIFACT) -> None:

@@ -31,7 +31,6 @@ from bot.engine.combiner import (
     best_separation,
     fit_logistic,
 )
-from bot.engine.features import FEATURES
 from bot.types import Answer
 from indexer.errors import ClerkError
 from indexer.types import SearchFilters
@@ -263,7 +262,9 @@ def fit(answerer: Answerer, questions: list[Question], source: str, seed: int = 
                 topical[question.kind].append(dense)
     weights, bias = _fit(prepared)
     combiner = Combiner(
-        weights={name: round(float(w), 4) for name, w in zip(FEATURES, weights, strict=True)},
+        weights={
+            name: round(float(w), 4) for name, w in zip(answerer.features, weights, strict=True)
+        },
         bias=round(bias, 4),
         answer_threshold=round(best_answer_threshold(held_out, len(prepared)), 4),
         discussed_threshold=round(best_separation(topical["near_miss"], topical["off_topic"]), 4),
@@ -286,7 +287,8 @@ def _prepare(answerer: Answerer, question: Question):
     text = clean_question(question.question, answerer.settings.engine.max_question_chars)
     judged = answerer.assess(text, question.filters)
     wanted = _wanted(answerer, question)
-    x = np.array([j.evidence.vector() for j in judged], dtype=float).reshape(-1, len(FEATURES))
+    names = answerer.features
+    x = np.array([j.evidence.vector(names) for j in judged], dtype=float).reshape(-1, len(names))
     labels = np.array([question.answerable and answers(j, question, wanted) for j in judged])
     right = [question.answerable and _fully_right(question, wanted, answerer, [j]) for j in judged]
     dense = max((j.evidence.values["dense"] for j in judged), default=0.0)

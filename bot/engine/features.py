@@ -31,6 +31,11 @@ FEATURES = (
     "kind_in_passage",
     "meeting_agrees",
 )
+# The learned reader's chance (bot.reader), when it is switched on, and how far it falls short
+# of the best passage's: the reader is sharper at ranking a question's passages than at
+# saying how likely any one of them is.
+READER, READER_BELOW_BEST = "reader", "reader_below_best"
+READER_FEATURES = (READER, READER_BELOW_BEST)
 # Each month as the tokenizer spells it ("february" -> "februari"); None where it is a stop word.
 _MONTHS = [
     next(iter(tokenize(m)), None)
@@ -48,8 +53,8 @@ class Evidence:
     sentence: str
     text: str  # the passage read with its neighbours on the same page
 
-    def vector(self) -> list[float]:
-        return [self.values[name] for name in FEATURES]
+    def vector(self, names: tuple[str, ...] = FEATURES) -> list[float]:
+        return [self.values[name] for name in names]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,130 @@
+"""`clerk reader build`: mine pairs from the published index, train the head, export it.
+
+Seeded and reproducible from the same index. Imports torch (through `bot.reader.train`); serving
+never imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from bot.reader import mine
+from bot.reader.artifact import GRAPH, MANIFEST, RECIPE, ReaderManifest
+from bot.reader.score import reader_encoder
+from bot.settings import Settings
+from indexer.files import write_atomic
+from indexer.onnx_encoder import _versions, quantize_int8
+from indexer.search import LoadedIndex
+
+AGREEMENT = 0.995  # the int8 graph is kept only if its scores correlate this well with fp32
+
+
+def build(
+    settings: Settings,
+    questions: int = 5000,
+    epochs: int = 3,
+    max_seconds: float = 1200.0,
+    seed: int = 13,
+    say: Callable[[str], None] = print,
+) -> ReaderManifest:
+    """Mine, train, export and publish the reader into settings.reader_folder."""
+    from bot.reader import train
+
+    clock: dict[str, float] = {}
+    started = time.perf_counter()
+    index = LoadedIndex.load(settings.index.index_dir)
+    encoder = reader_encoder(settings)
+    encoder.ensure_built()
+    texts = mine.passages(index)
+    mined = mine.write_questions(index, texts, questions, seed)
+    say(f"{len(mined)} questions written from {len(texts)} passages")
+    clock["mining"] = time.perf_counter() - started
+    passages = train.Tokens.of(encoder.token_vectors(texts))
+    asked = train.Tokens.of(
+        encoder.token_vectors([m.question for m in mined] + [m.twin for m in mined])
+    )
+    clock["encoding"] = time.perf_counter() - started - clock["mining"]
+    pooled = _pooled(asked, len(mined))
+    chosen = mine.negatives(index, texts, mined, pooled, seed)
+    groups = _groups(mined, chosen)
+    pairs = mine.counts(mined, chosen)
+    say(f"pairs: {json.dumps(pairs)}")
+    trained = train.train(
+        asked, passages, groups, seed, epochs=epochs, max_seconds=max_seconds, say=say
+    )
+    clock["training"] = trained.seconds
+    folder = settings.reader_folder
+    graph, kind, agreement = _export(train, trained.model, asked, passages, groups)
+    write_atomic(folder / GRAPH, graph)
+    clock["total"] = time.perf_counter() - started
+    built = ReaderManifest(
+        recipe=RECIPE,
+        encoder=encoder.folder.name,
+        seed=seed,
+        seconds={k: round(v, 1) for k, v in clock.items()},
+        pairs=pairs,
+        held_out=trained.held_out,
+        curve=trained.curve,
+        graph=kind,
+        agreement=agreement,
+        sha256=hashlib.sha256(graph).hexdigest(),
+        versions=_versions(),
+    )
+    write_atomic(folder / MANIFEST, json.dumps(asdict(built), indent=2) + "\n")
+    return built
+
+
+def _pooled(asked, count: int) -> np.ndarray:
+    """Each written question's mean token vector, normalised: its embedding, for dense negatives."""
+    vectors = np.zeros((count, asked.vectors.shape[1]), np.float32)
+    for i in range(count):
+        vectors[i] = asked.get(i)[1].astype(np.float32).mean(axis=0)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-9)
+
+
+def _groups(mined: list[mine.Mined], chosen: list[dict[str, int]]) -> np.ndarray:
+    """Rows: the answering passage, then the negatives in mine.NEGATIVE_SLOTS order."""
+    groups = np.full((len(mined), 5), -1, dtype=np.int64)
+    for g, (m, picked) in enumerate(zip(mined, chosen, strict=True)):
+        groups[g, 0] = m.passage
+        for s, name in enumerate(mine.NEGATIVE_SLOTS, 1):
+            groups[g, s] = picked.get(name, -1)
+    return groups
+
+
+def _export(train, model, asked, passages, groups) -> tuple[bytes, str, dict[str, float]]:
+    """The graph to publish: int8 if its scores agree with the trained head, else fp32."""
+    import onnxruntime
+
+    sample = [
+        (g, int(groups[g, s]))
+        for g in range(min(64, len(groups)))
+        for s in range(5)
+        if groups[g, s] >= 0
+    ]
+    feed = train.batch_inputs(
+        [asked.get(g) for g, _ in sample], [passages.get(p) for _, p in sample]
+    )
+    expected = train.torch_logits(model, feed)
+    with tempfile.TemporaryDirectory(prefix="clerk-reader-") as tmp:
+        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        train.export(model, fp32)
+        quantize_int8(fp32, int8)
+        found = {}
+        for name, path in (("fp32", fp32), ("int8", int8)):
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            (logits,) = session.run(None, feed)
+            found[name] = (path.read_bytes(), float(np.corrcoef(logits, expected)[0, 1]),
+                           float(np.abs(logits - expected).max()))  # fmt: skip
+    kind = "int8" if found["int8"][1] >= AGREEMENT else "fp32"
+    graph, correlation, gap = found[kind]
+    return graph, kind, {"correlation": round(correlation, 5), "max_abs_logit_gap": round(gap, 4),
+                         "int8_correlation": round(found["int8"][1], 5)}  # fmt: skip

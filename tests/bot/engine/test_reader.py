@@ -1,0 +1,132 @@
+"""The learned reader: built by one command from an index of real papers, scoring with
+onnxruntime only, and never in the way when it is absent."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+
+import paths
+import pytest
+
+from bot.engine.answer import Answerer
+from bot.reader.artifact import GRAPH, read_manifest
+from bot.reader.build import build
+from bot.reader.questions import near_miss, write_question
+from bot.reader.score import Reader, load_reader
+
+LEVI_QUESTION = "How much LEVI capital funding did the Liberal Democrats' amendment propose?"
+
+
+@pytest.fixture(scope="session")
+def built_reader(tmp_path_factory, shared_index, encoders_dir, embedder):
+    """A small reader trained on the sample index (70 questions, 12 epochs; about 30 s of CPU)."""
+    folder = tmp_path_factory.mktemp("reader")
+    settings = shared_index.replaced(
+        CLERK_READER="1", CLERK_READER_DIR=folder, CLERK_ENCODER_DIR=encoders_dir
+    )
+    manifest = build(settings, questions=240, epochs=12, max_seconds=90, seed=13, say=print)
+    return settings, manifest
+
+
+def test_reader_build_mines_every_kind_of_pair_and_learns(built_reader):
+    settings, manifest = built_reader
+    assert read_manifest(settings.reader_folder) == manifest
+    assert (settings.reader_folder / GRAPH).stat().st_size < 5_000_000
+    kinds = ("positive", "near_miss", "other_paper_bm25", "same_paper")
+    assert all(manifest.pairs[kind] > 0 for kind in kinds), manifest.pairs
+    first, last = manifest.curve[0], manifest.curve[-1]
+    assert last["listwise"] < first["listwise"] and last["pointwise"] < first["pointwise"]
+    assert manifest.held_out["answering_first"] > 0.5  # of 5 passages: chance is 0.2
+    assert manifest.agreement["correlation"] >= 0.995
+
+
+def test_reader_scores_the_passage_stating_the_figure_above_its_topic(built_reader, searcher):
+    settings, _ = built_reader
+    reader = load_reader(settings)
+    assert isinstance(reader, Reader)
+    hits = searcher.search(LEVI_QUESTION, k=8)
+    chances = reader.score(LEVI_QUESTION, hits)
+    assert len(chances) == len(hits) and all(0.0 <= c <= 1.0 for c in chances)
+    best = max(range(len(hits)), key=chances.__getitem__)
+    assert "2.149m" in hits[best].text
+
+
+def test_switched_on_but_not_built_clerk_answers_as_before(
+    engine_settings, embedder, tmp_path, caplog
+):
+    without = Answerer.from_settings(engine_settings, embedder).answer(LEVI_QUESTION)
+    settings = engine_settings.replaced(CLERK_READER="1", CLERK_READER_DIR=tmp_path / "none")
+    with caplog.at_level(logging.INFO):
+        answerer = Answerer.from_settings(settings, embedder)
+    assert answerer.reader is None
+    assert "not built" in caplog.text and "clerk reader build" in caplog.text
+    assert answerer.answer(LEVI_QUESTION) == without
+
+
+def test_reader_off_by_default_says_so(engine_settings, embedder, caplog):
+    with caplog.at_level(logging.INFO):
+        assert Answerer.from_settings(engine_settings, embedder).reader is None
+    assert "reader off" in caplog.text
+
+
+SERVING = """
+import json, sys
+from bot.engine.answer import Answerer
+from bot.reader.score import load_reader
+from bot.settings import Settings
+settings = Settings.from_env()
+reader = load_reader(settings)
+answerer = Answerer.from_settings(settings)
+hits = answerer.searcher.search(sys.argv[1], k=8)
+chances = reader.score(sys.argv[1], hits)
+heavy = ("torch", "sentence_transformers", "transformers")
+print(json.dumps({"read": len(chances), "heavy": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def test_reading_passages_never_imports_torch(built_reader, encoders_dir, tmp_path):
+    settings, _ = built_reader
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "SLACK_"))}
+    env.update(
+        PYTHONPATH=str(paths.REPO),
+        CLERK_HOME=str(settings.home),
+        CLERK_READER="1",
+        CLERK_READER_DIR=str(settings.reader_folder),
+        CLERK_ENCODER_DIR=str(encoders_dir),
+        HF_HUB_OFFLINE="1",
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", SERVING, LEVI_QUESTION],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"read": 8, "heavy": []}
+
+
+def test_a_near_miss_changes_a_constraint_the_passage_does_not_hold():
+    rng = random.Random(3)
+    passage = "Cabinet, 4 March 2025. The net revenue budget for 2025-26 is £1,530.9m."
+    question = "What is the net revenue budget for 2025-26?"
+    for _ in range(20):
+        twin, what = near_miss(question, passage, rng) or ("", "")
+        assert twin and twin != question
+        changed = set(twin.rstrip("?").split()) - set(passage.replace(".", " ").split())
+        assert changed - {"What", "is", "the"}, (twin, what)
+
+
+def test_a_question_is_written_about_the_stated_figure_without_giving_it_away():
+    rng = random.Random(5)
+    sentence = "The Council agreed a net revenue budget of £1,530.9m for 2025-26, up by 7.1%."
+    made = write_question(sentence, "amount", "£1,530.9m", "County Council", "2025-02-13", rng)
+    assert made is not None and made.answer == "£1,530.9m"
+    assert "1,530.9" not in made.question
+    assert {"budget", "revenue"} & set(made.question.lower().split())
