@@ -48,7 +48,7 @@ def check_slack_settings(settings: Settings) -> str:
 
 def run_slack(args, settings: Settings) -> int:
     # Imported here so that `clerk --help` stays quick.
-    from bot.channels.slack.app import build_app
+    from bot.channels.slack.app import build_bot
     from bot.channels.slack.client import web_client
     from bot.channels.slack.notify import SlackNotifier
     from bot.engine.answer import Answerer
@@ -58,33 +58,40 @@ def run_slack(args, settings: Settings) -> int:
     client = web_client(settings)
     answerer = Answerer.from_settings(settings)
     store = open_store(settings)
-    app = build_app(settings, answerer, store, client)
+    bot = build_bot(settings, answerer, store, client)
+    bot.workers.start()  # first: resumes work a stopped process acknowledged but did not finish
     stop = threading.Event()
     notifier = SlackNotifier(client)
     threading.Thread(
-        target=_deliver_forever, args=(settings, store, notifier, client, stop), daemon=True
+        target=_deliver_forever,
+        args=(settings, store, notifier, client, bot.workers.queue, stop),
+        daemon=True,
     ).start()
     try:
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             print("clerk: connected to Slack in Socket Mode", file=sys.stderr, flush=True)
-            SocketModeHandler(app, settings.slack.app_token, web_client=client).start()
+            SocketModeHandler(bot.app, settings.slack.app_token, web_client=client).start()
         else:
             from bot.channels.slack.http import SlackHttpServer
 
-            server = SlackHttpServer(app, args.host, args.port)
+            server = SlackHttpServer(bot.app, args.host, args.port)
             print(f"clerk: listening on {server.url}", file=sys.stderr, flush=True)
             server.serve_forever()
     finally:
         stop.set()
+        bot.workers.stop()
     return 0
 
 
-def _deliver_forever(settings: Settings, store, notifier, client, stop: threading.Event) -> None:
+def _deliver_forever(
+    settings: Settings, store, notifier, client, jobs, stop: threading.Event
+) -> None:
     """Officers may answer from the CLI or the email process too, and a failed delivery waits
     for a retry: deliver whatever is due to Slack askers, every minute. Each pass also checks
-    the Slack connection and records a heartbeat for the container health check."""
+    the Slack connection and records a heartbeat for the container health check, with the
+    queue's counts."""
     from bot.requests.service import deliver_answers
 
     while True:
@@ -93,7 +100,12 @@ def _deliver_forever(settings: Settings, store, notifier, client, stop: threadin
             report = deliver_answers(store, {"slack": notifier})
             if report.results:
                 log.info("delivered %d officer answers to Slack", len(report.sent))
-            health.beat(settings.home, "slack", True, f"{len(report.sent)} delivered")
+            counts = jobs.counts()
+            detail = (
+                f"{len(report.sent)} delivered; {counts['pending'] + counts['claimed']} "
+                f"queued, {counts['failed']} failed today"
+            )
+            health.beat(settings.home, "slack", True, detail)
         except Exception as exc:  # keep the loop alive; the store keeps what is due
             log.error("delivery pass failed: %s", type(exc).__name__)
             health.beat(settings.home, "slack", False, type(exc).__name__)
