@@ -206,9 +206,20 @@ class ClerkSlackProcess:
         self._ended()
 
     def stop(self) -> None:
+        """SIGTERM, and wait for it to end (it finishes the work in hand first)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self._ended()
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting."""
+        assert self.process is not None
+        self.process.terminate()
+
+    def wait(self) -> int:
+        self._ended()
+        assert self.process is not None
+        return self.process.returncode
 
     def _ended(self) -> None:
         assert self.process is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 
@@ -59,6 +60,7 @@ def run_slack(args, settings: Settings) -> int:
     answerer = Answerer.from_settings(settings)
     store = open_store(settings)
     bot = build_bot(settings, answerer, store, client)
+    _leave_on_sigterm()
     bot.workers.start()  # first: resumes work a stopped process acknowledged but did not finish
     stop = threading.Event()
     notifier = SlackNotifier(client)
@@ -78,11 +80,25 @@ def run_slack(args, settings: Settings) -> int:
 
             server = SlackHttpServer(bot.app, args.host, args.port)
             print(f"clerk: listening on {server.url}", file=sys.stderr, flush=True)
-            server.serve_forever()
+            try:
+                server.serve_forever()
+            finally:
+                server.stop()  # refuse new requests (Slack retries them) while work finishes
     finally:
         stop.set()
-        bot.workers.stop()
+        bot.workers.stop()  # each worker finishes the job in hand
     return 0
+
+
+def _leave_on_sigterm() -> None:
+    """On SIGTERM (`docker stop`, systemd) stop serving and let the workers finish the jobs they
+    hold, rather than die mid-answer and leave them to be resumed: a "working" message whose
+    post was under way would then be posted again."""
+
+    def leave(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 def _deliver_forever(

@@ -30,7 +30,7 @@ PENDING, CLAIMED, DONE, FAILED = "pending", "claimed", "done", "failed"
 MAX_ATTEMPTS = 3  # a job that fails (or dies with its process) this often is given up
 RETRY_DELAYS = (1.0, 5.0)  # seconds before the second and the third attempt
 KEEP_SECONDS = 24 * 3600  # finished rows (and so their event ids) are kept a day
-PRUNE_EVERY = 1000  # puts between prunes
+PRUNE_EVERY = 1000  # jobs finished between prunes
 
 # Append-only named migrations (see bot/requests/stores/schema.py). The file once held only the
 # ids of events taken in (`seen`); they become finished jobs, so their retries stay refused.
@@ -79,15 +79,16 @@ class JobQueue:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL with NORMAL: a commit survives the process being killed (not a power cut)
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._lock = threading.Lock()  # one statement at a time on the shared connection
+        self._db = _connect(path)  # the workers'
+        # The listeners write on their own connection, which never checkpoints the WAL into
+        # the database (an fsync), so an acknowledgement never waits behind that or a worker.
+        self._intake = _connect(path)
+        self._intake.execute("PRAGMA wal_autocheckpoint=0")
+        self._lock = threading.Lock()  # one statement at a time on the workers' connection
+        self._intake_lock = threading.Lock()
         self._added = threading.Condition()
         self._generation = 0  # bumped by every put, so a worker never sleeps through one
-        self._puts = 0
+        self._finished = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -99,6 +100,8 @@ class JobQueue:
         self.prune()
 
     def close(self) -> None:
+        with self._intake_lock:
+            self._intake.close()
         with self._lock:
             self._db.close()
 
@@ -106,17 +109,13 @@ class JobQueue:
 
     def put(self, kind: str, payload: dict, event_id: str | None = None) -> bool:
         """Queue work; False (nothing queued) when this event id was taken in before."""
-        with self._lock:
-            cursor = self._db.execute(
+        with self._intake_lock:
+            cursor = self._intake.execute(
                 "INSERT OR IGNORE INTO jobs (event_id, kind, payload, state, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (event_id, kind, json.dumps(payload), PENDING, self._clock()),
             )
             queued = cursor.rowcount == 1
-            self._puts += 1
-            prune = self._puts % PRUNE_EVERY == 0
-        if prune:
-            self.prune()
         if queued:
             with self._added:
                 self._generation += 1
@@ -191,6 +190,10 @@ class JobQueue:
                 "UPDATE jobs SET state = ?, owner = NULL, error = ?, finished_at = ? WHERE id = ?",
                 (state, reason, self._clock(), job_id),
             )
+            self._finished += 1
+            prune = self._finished % PRUNE_EVERY == 0
+        if prune:  # here, on a worker, never on the way to an acknowledgement
+            self.prune()
 
     def resume(self, alive: Callable[[str], bool]) -> int:
         """Put back to pending the jobs claimed by owners that are not `alive`; how many."""
@@ -256,6 +259,15 @@ class Steps:
             self._queue.note(self._job_id, {name: value})
             self._done[name] = value
         return self._done[name]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    # WAL with NORMAL: a commit survives the process being killed (not a power cut)
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
 
 
 def _run_statements(db: sqlite3.Connection, statements: tuple[str, ...]) -> None:

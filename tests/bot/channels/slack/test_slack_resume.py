@@ -92,6 +92,21 @@ def test_a_question_acknowledged_before_a_kill_is_answered_once_after_the_restar
     assert "Area Committee" in json.dumps(update.body["blocks"])
 
 
+def test_a_bot_stopped_with_sigterm_finishes_the_answer_in_hand(bot, api):
+    api.hold("chat.postMessage")  # "working on it" is on its way to Slack ...
+    bot.start()
+    assert bot.event(mention()).status == 200
+    api.wait_held("chat.postMessage")
+    bot.terminate()  # ... when the bot is told to stop (docker stop, a deploy)
+    api.release("chat.postMessage")
+    assert bot.wait() == 0
+    api.wait_for("chat.update")  # it answered before it went
+
+    bot.start()
+    api.settle(quiet=1.5)
+    assert_answered_once(api)  # and nothing was left to resume and post again
+
+
 @pytest.mark.parametrize(
     "method, channel",
     [("chat.postMessage", OFFICERS_CHANNEL), ("chat.update", CHANNEL)],
