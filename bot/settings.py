@@ -102,6 +102,12 @@ class SlackSettings(SettingsGroup):
     team_id: str = setting(
         "", "CLERK_SLACK_TEAM_ID", "The only Slack workspace (team id) Clerk answers."
     )
+    workers: int = setting(
+        4,
+        "CLERK_SLACK_WORKERS",
+        "Threads doing acknowledged Slack work (answers, requests, officers' actions) from the "
+        "durable queue in the data directory.",
+    )
 
 
 @dataclass(frozen=True)

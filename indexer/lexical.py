@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -177,10 +178,19 @@ STOPWORDS = frozenset(
 @lru_cache(maxsize=200_000)
 def _stem(token: str) -> str:
     # Snowball (Porter 2) folds "funded"/"funding", "resolve"/"resolved"; numbers pass through.
-    return _STEMMER.stemWord(token) if token.isalpha() and len(token) > 3 else token
+    return _stemmer().stemWord(token) if token.isalpha() and len(token) > 3 else token
 
 
-_STEMMER = snowballstemmer.stemmer("english")
+_STEMMERS = threading.local()
+
+
+def _stemmer():
+    """This thread's Snowball stemmer: one keeps the word it is stemming in itself, so threads
+    sharing one (the Slack workers answering at once) mangle each other's words."""
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 def canonical(token: str) -> str:

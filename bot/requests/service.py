@@ -42,6 +42,7 @@ from bot.requests.model import (
     CLOSED,
     DELIVERY_FAILED,
     DELIVERY_SENT,
+    PENDING,
     Asker,
     Delivery,
     InfoRequest,
@@ -77,14 +78,41 @@ def handle_question(
     question: str,
     asker: Asker,
     filters: SearchFilters | None = None,
+    resumed: bool = False,
 ) -> tuple[Answer, Logged | None]:
-    """Answer from the papers; when they do not answer it, log a request for officers."""
+    """Answer from the papers; when they do not answer it, log a request for officers.
+
+    `resumed`: this ask was being handled when its process died; what it logged then is found
+    (`logged_before`) rather than logged again."""
     answer = answerer.answer(question, filters)
     if answer.answered:
         return answer, None
-    committee = filters.committee if filters and filters.committee else _top_committee(answer)
-    logged = store.log(answer.question or question, asker, answer.nearest, committee)
+    logged = logged_before(store, asker) if resumed else None
+    if logged is None:
+        committee = filters.committee if filters and filters.committee else _top_committee(answer)
+        logged = store.log(answer.question or question, asker, answer.nearest, committee)
     return replace(answer, request_id=logged.request.request_id), logged
+
+
+def logged_before(store: RequestStore, asker: Asker) -> Logged | None:
+    """The pending request this very ask was logged as, if it was: the same asker, asking from
+    the same place (`reply_to`: a Slack thread, an email's Message-ID). `created` says whether it
+    was this ask that created the request (its first asker).
+
+    For channels that resume work interrupted by a crash: logging again would not make a second
+    request, but it would add an "asked again" audit line and lose whether officers still have
+    to be told of a new request."""
+    if not asker.reply_to:
+        return None  # nothing tells this ask from another by the same person
+    for request in store.list(RequestFilter(states=PENDING, asker_id=asker.user_id)):
+        for n, other in enumerate(request.askers):
+            if (other.channel, other.user_id, dict(other.reply_to)) == (
+                asker.channel,
+                asker.user_id,
+                dict(asker.reply_to),
+            ):
+                return Logged(request, created=n == 0)
+    return None
 
 
 def escalate(store: RequestStore, answer: Answer, asker: Asker) -> Logged:

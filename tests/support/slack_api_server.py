@@ -1,9 +1,10 @@
 """A loopback HTTP server standing in for Slack's Web API, for tests and the benchmark.
 
 It answers the methods Clerk calls with JSON shaped like Slack's, records every call (method,
-parsed body, headers, arrival time) and can be told to rate-limit a method once (429 with
-Retry-After) or to refuse its next call (`{"ok": false, "error": ...}`, as Slack refuses a post
-to a channel the bot is not in). Point `slack_sdk.WebClient(base_url=server.base_url)` at it.
+parsed body, headers, arrival time, the reply) and can be told to rate-limit a method once (429
+with Retry-After), to refuse a method (`{"ok": false}`) a number of times, or to hold a method's
+calls until released, so a test can stop the bot at a known point (then kill it) and decide
+whether the held call ever reached "Slack". Point `slack_sdk.WebClient(base_url=...)` at it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -30,7 +32,21 @@ class Call:
     headers: dict[str, str]
     at: float  # time.perf_counter() on arrival
     status: int = 200
-    refused: bool = False  # answered {"ok": false} by `refuse_once`
+    error: str = ""  # the refusal it got ({"ok": false, "error": ...}), if any
+    reply: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and not self.error
+
+
+@dataclass
+class Held:
+    """A call waiting at the stand-in until the test releases it."""
+
+    method: str
+    body: dict
+    outcome: str = ""  # "answer" (it reaches Slack) or "drop" (it never did)
 
 
 @dataclass
@@ -50,7 +66,10 @@ class SlackApiServer:
         self.directory = Directory()
         self._lock = threading.Condition()
         self._rate_limit: dict[str, int] = {}  # method -> Retry-After seconds, for one call
-        self._refuse: dict[str, tuple[str, str | None]] = {}  # method -> (error, channel)
+        # method -> (error, calls left, only calls to this channel)
+        self._refuse: dict[str, tuple[str, int, str | None]] = {}
+        self._holds: dict[str, Callable[[dict], bool]] = {}  # method -> which calls to hold
+        self.held: list[Held] = []
         self._ts = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -79,29 +98,58 @@ class SlackApiServer:
         with self._lock:
             self._rate_limit[method] = retry_after
 
-    def refuse_once(
-        self, method: str, error: str = "not_in_channel", channel: str | None = None
+    def refuse(
+        self,
+        method: str,
+        error: str = "internal_error",
+        times: int = 1,
+        channel: str | None = None,
     ) -> None:
-        """The next call of `method` (to `channel`, if given) is refused with this error code
-        (HTTP 200, "ok": false)."""
+        """The next `times` calls of `method` (to `channel`, if given) get `{"ok": false,
+        "error": error}`, as Slack refuses a post to a channel the bot is not in."""
         with self._lock:
-            self._refuse[method] = (error, channel)
+            self._refuse[method] = (error, times, channel)
 
-    def refused(self, method: str) -> list[Call]:
-        """Calls of `method` that were refused (by `refuse_once`)."""
+    def hold(self, method: str, where: Callable[[dict], bool] | None = None) -> None:
+        """Calls of `method` (whose body matches `where`) wait, unrecorded, until released."""
         with self._lock:
-            return [c for c in self.calls if c.method == method and c.status == 200 and c.refused]
+            self._holds[method] = where or (lambda body: True)
+
+    def wait_held(self, method: str, timeout: float = 60.0) -> Held:
+        """Block until a call of `method` is being held; that call."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                found = [h for h in self.held if h.method == method and not h.outcome]
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {method} call was held")
+                self._lock.wait(left)
+
+    def release(self, method: str, drop: bool = False) -> None:
+        """Stop holding `method`; the held calls are answered, or dropped unanswered and
+        unrecorded as if they never reached Slack (their sender is usually dead by then)."""
+        with self._lock:
+            self._holds.pop(method, None)
+            for held in self.held:
+                if held.method == method and not held.outcome:
+                    held.outcome = "drop" if drop else "answer"
+            self._lock.notify_all()
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
 
     def calls_to(self, method: str) -> list[Call]:
-        """Calls of `method` that were answered with success."""
+        """The calls of `method` that succeeded."""
         with self._lock:
-            return [
-                c for c in self.calls if c.method == method and c.status == 200 and not c.refused
-            ]
+            return [c for c in self.calls if c.method == method and c.ok]
+
+    def refused_calls(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.error]
 
     def wait_for(
         self, method: str, count: int = 1, timeout: float = 30.0, where=None
@@ -113,10 +161,7 @@ class SlackApiServer:
                 found = [
                     c
                     for c in self.calls
-                    if c.method == method
-                    and c.status == 200
-                    and not c.refused
-                    and (where is None or where(c))
+                    if c.method == method and c.ok and (where is None or where(c))
                 ]
                 if len(found) >= count:
                     return found
@@ -147,13 +192,29 @@ class SlackApiServer:
         with self._lock:
             return self._rate_limit.pop(method, None)
 
-    def _take_refusal(self, method: str, body: dict) -> str | None:
+    def _take_refusal(self, method: str, body: dict) -> str:
         with self._lock:
-            error, channel = self._refuse.get(method, (None, None))
-            if error is None or channel not in (None, body.get("channel")):
-                return None
-            del self._refuse[method]
+            error, left, channel = self._refuse.get(method, ("", 0, None))
+            if not error or channel not in (None, body.get("channel")):
+                return ""
+            if left <= 1:
+                self._refuse.pop(method, None)
+            else:
+                self._refuse[method] = (error, left - 1, channel)
             return error
+
+    def _wait_if_held(self, method: str, body: dict) -> bool:
+        """Hold the call while its method is held; False when the test drops it."""
+        with self._lock:
+            where = self._holds.get(method)
+            if where is None or not where(body):
+                return True
+            held = Held(method, body)
+            self.held.append(held)
+            self._lock.notify_all()
+            while not held.outcome:
+                self._lock.wait()
+            return held.outcome == "answer"
 
     def _handler_class(self):
         server = self
@@ -171,21 +232,23 @@ class SlackApiServer:
                 raw = self.rfile.read(length).decode("utf-8") if length else ""
                 body = _parse_body(raw, self.headers.get("Content-Type", ""))
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if not server._wait_if_held(method, body):
+                    self.close_connection = True  # dropped: no answer, nothing recorded
+                    return
                 retry_after = server._take_rate_limit(method)
                 if retry_after is not None:
                     server._record(Call(method, body, headers, arrived, status=429))
                     self._send(429, {"ok": False, "error": "ratelimited"}, retry_after)
                     return
-                refusal = server._take_refusal(method, body)
-                if refusal is not None:
-                    server._record(Call(method, body, headers, arrived, refused=True))
-                    self._send(200, {"ok": False, "error": refusal})
-                    return
-                server._record(Call(method, body, headers, arrived))
                 if headers.get("authorization") != f"Bearer {server.token}":
-                    self._send(200, {"ok": False, "error": "invalid_auth"})
-                    return
-                self._send(200, server._answer(method, body))
+                    reply = {"ok": False, "error": "invalid_auth"}
+                elif refusal := server._take_refusal(method, body):
+                    reply = {"ok": False, "error": refusal}
+                else:
+                    reply = server._answer(method, body)
+                error = "" if reply.get("ok") else str(reply.get("error", "?"))
+                server._record(Call(method, body, headers, arrived, error=error, reply=reply))
+                self._send(200, reply)
 
             def _send(self, status: int, payload: dict, retry_after: int | None = None):
                 data = json.dumps(payload).encode()

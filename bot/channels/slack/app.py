@@ -1,9 +1,13 @@
 """Clerk in Slack: the Bolt app that answers councillors and lets officers handle requests.
 
-Every listener acknowledges at once; retrieval, request logging and delivery run in Bolt lazy
-listeners (a thread pool on a long-running server). Two global middlewares run first: requests
-from another workspace are dropped, and an event id already taken in (a Slack retry, in HTTP or
-Socket Mode) is acknowledged and not answered again.
+Bolt checks each request's signature, routes it and acknowledges it. Work that takes longer than
+an acknowledgement (searching the papers, logging a request, following an officer's answer
+through) is first written to the durable job queue (`jobs.py`), and only then acknowledged; a few
+worker threads (`workers.py`) do it. So nothing acknowledged is lost when the process dies: the
+next process resumes it, skipping the steps already taken (the "working" message is updated, not
+posted again; officers are told of a request once). A retried event (same event id, in HTTP or
+Socket Mode) is acknowledged and not queued again. A global middleware first drops requests from
+another workspace.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
@@ -22,9 +27,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.channels.slack import render
-from bot.channels.slack.guard import Officers, People, SeenEvents
+from bot.channels.slack.guard import Officers, People
+from bot.channels.slack.jobs import JOBS_FILE, Job, JobQueue, Steps
 from bot.channels.slack.notify import SlackNotifier
 from bot.channels.slack.retention import FEEDBACK_FILE
+from bot.channels.slack.workers import Handler, Workers, scrub
 from bot.errors import QuestionError, RequestError
 from bot.requests import service as followup
 from bot.requests.model import PENDING, Asker, InfoRequest, RequestFilter, RequestStore
@@ -32,9 +39,13 @@ from bot.settings import Settings
 from indexer.errors import ClerkError
 
 log = logging.getLogger(__name__)
-SEEN_EVENTS_FILE = "slack-events.sqlite3"  # event ids answered, kept across restarts
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _LISTENER_ERRORS = (ClerkError, SlackApiError, OSError, KeyError, ValueError)
+
+# Kinds of queued work (`ClerkSlack.handlers` names the method doing each)
+MENTION, DIRECT_MESSAGE, COMMAND = "mention", "direct_message", "command"
+HELPFUL, ASK_OFFICERS, ASSIGN, CLOSE = "helpful", "ask_officers", "assign", "close"
+AFTER_ANSWER, AFTER_DECLINE, HOME = "after_answer", "after_decline", "home"
 
 
 @dataclass(frozen=True)
@@ -56,8 +67,23 @@ class ClerkSlack:
         self.client = client
         self.officers = Officers(settings, client)
         self.people = People(client)
-        self.seen = SeenEvents(settings.home / SEEN_EVENTS_FILE)
+        self.jobs = JobQueue(settings.home / JOBS_FILE)
         self.notifier = SlackNotifier(client)
+
+    def handlers(self) -> dict[str, Handler]:
+        """What each kind of queued work runs: (payload, steps) -> None."""
+        return {
+            MENTION: self.on_mention,
+            DIRECT_MESSAGE: self.on_direct_message,
+            COMMAND: self.on_command,
+            HELPFUL: self.on_helpful,
+            ASK_OFFICERS: self.on_ask_officers,
+            ASSIGN: self.on_assign,
+            CLOSE: self.on_close,
+            AFTER_ANSWER: self.after_answer,
+            AFTER_DECLINE: self.after_decline,
+            HOME: self.on_home_opened,
+        }
 
     # ---- middleware ------------------------------------------------------------------------
 
@@ -68,30 +94,42 @@ class ClerkSlack:
             return BoltResponse(status=200, body="")
         return next()
 
-    def once_per_event(self, req: BoltRequest, body: dict, next: Callable[[], BoltResponse]):  # noqa: A002
+    # ---- taking work in: queued before it is acknowledged -----------------------------------
+
+    def taker(self, kind: str) -> Callable[..., None]:
+        """A listener that queues this kind of work, then acknowledges it."""
+
+        def take(ack, body: dict, request: BoltRequest) -> None:
+            self.queue(kind, body, request)
+            ack()
+
+        take.__name__ = take.__qualname__ = f"take_{kind}"  # Bolt names listeners in its logs
+        return take
+
+    def queue(self, kind: str, body: dict, request: BoltRequest | None = None) -> None:
+        """Write the work down durably; a retried event (an id seen before) is not queued again."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        # a lazy run (FaaS re-invocation) carries the same event id: let it through
-        if event_id and not req.lazy_only and not self.seen.first_time(event_id):
-            retry = req.headers.get("x-slack-retry-num", ["?"])[0]
+        if not self.jobs.put(kind, _work_payload(body), event_id):
+            retry = request.headers.get("x-slack-retry-num", ["?"])[0] if request else "?"
             log.info("event %s already taken in (retry %s): not answered again", event_id, retry)
-            return BoltResponse(status=200, body="")
-        return next()
 
     # ---- questions -------------------------------------------------------------------------
 
-    def on_mention(self, event: dict) -> None:
+    def on_mention(self, body: dict, steps: Steps) -> None:
         """Answer in the thread under the mention."""
+        event = body["event"]
         question = _MENTION.sub(" ", event.get("text", "")).strip()
         place = Place(event["channel"], event["user"], event.get("thread_ts") or event["ts"])
-        self.answer_at(question, place, reply_thread=place.thread_ts)
+        self.answer_at(question, place, place.thread_ts, steps)
 
-    def on_direct_message(self, event: dict) -> None:
+    def on_direct_message(self, body: dict, steps: Steps) -> None:
         """Answer a DM beside it (or in its thread); officers' answers thread under the question."""
+        event = body["event"]
         place = Place(event["channel"], event["user"], event.get("thread_ts") or event["ts"])
-        self.answer_at(event.get("text", "").strip(), place, reply_thread=event.get("thread_ts"))
+        self.answer_at(event.get("text", "").strip(), place, event.get("thread_ts"), steps)
 
-    def ack_command(self, ack, command: dict) -> None:
-        text = (command.get("text") or "").strip()
+    def ack_command(self, ack, body: dict, request: BoltRequest) -> None:
+        text = (body.get("text") or "").strip()
         if not text:
             ack(
                 response_type="ephemeral",
@@ -99,30 +137,44 @@ class ClerkSlack:
                 "library closure approved?`",
             )
             return
+        self.queue(COMMAND, body, request)
         ack(
             response_type="ephemeral",
             text=f"{render.WORKING_TEXT} I will answer in our direct messages:\n"
             f"{render.blockquote(text, 500)}",
         )
 
-    def on_command(self, command: dict) -> None:
+    def on_command(self, body: dict, steps: Steps) -> None:
         """Answer a slash command in the asker's DM with the bot, so the answer stays."""
-        question = (command.get("text") or "").strip()
+        question = (body.get("text") or "").strip()
         if not question:
             return
-        user = command["user_id"]
+        user = body["user_id"]
         dm = self.client.conversations_open(users=user)["channel"]["id"]
-        self.answer_at(question, Place(dm, user), reply_thread=None, echo=True)
+        self.answer_at(question, Place(dm, user), None, steps, echo=True)
 
     def answer_at(
-        self, question: str, place: Place, reply_thread: str | None, echo: bool = False
+        self,
+        question: str,
+        place: Place,
+        reply_thread: str | None,
+        steps: Steps,
+        echo: bool = False,
     ) -> None:
-        """Show that we are working, answer (logging a request if unanswered), update in place."""
+        """Show that we are working, answer (logging a request if unanswered), update in place.
+
+        Resumed after a crash, it updates the "working" message posted before and tells officers
+        of a new request only if they were not told."""
         working = render.working_message(question, echo=echo)
-        posted = self.client.chat_postMessage(
-            channel=place.channel, thread_ts=reply_thread, text=working.text, blocks=working.blocks
+        ts = steps.once(
+            "working_ts",
+            lambda: self.client.chat_postMessage(
+                channel=place.channel,
+                thread_ts=reply_thread,
+                text=working.text,
+                blocks=working.blocks,
+            )["ts"],
         )
-        ts = posted["ts"]
         thread = place.thread_ts or ts  # where an officer's answer will go
         asker = Asker(
             "slack",
@@ -131,14 +183,17 @@ class ClerkSlack:
             {"channel": place.channel, "thread_ts": thread},
         )
         try:
-            answer, logged = followup.handle_question(self.answerer, self.store, question, asker)
+            answer, logged = followup.handle_question(
+                self.answerer, self.store, question, asker, resumed=steps.resumed
+            )
         except QuestionError as exc:
             reply = render.SlackMessage(
                 render.fit(str(exc), 500), [render.section(render.fit(str(exc), 500))]
             )
         else:
             if logged is not None and logged.created:
-                self.post_to_officers(logged.request)
+                request = logged.request
+                steps.once("officers_told", lambda: self.post_to_officers(request))
             reply = render.answer_message(answer, logged.request if logged else None, echo=echo)
         self.client.chat_update(channel=place.channel, ts=ts, text=reply.text, blocks=reply.blocks)
 
@@ -159,9 +214,16 @@ class ClerkSlack:
 
     # ---- councillors' buttons -------------------------------------------------------------
 
-    def on_helpful(self, body: dict) -> None:
+    def on_helpful(self, body: dict, steps: Steps) -> None:
         """Record that an answer helped (a line of JSON in the data directory)."""
         place = _action_place(body)
+        steps.once("recorded", lambda: self._record_helpful(body, place))
+        steps.once(
+            "thanked",
+            lambda: self.ephemeral(place, "Thank you, that helps us know Clerk is useful."),
+        )
+
+    def _record_helpful(self, body: dict, place: Place) -> None:
         record = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
             "user": place.user,
@@ -174,9 +236,8 @@ class ClerkSlack:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.ephemeral(place, "Thank you, that helps us know Clerk is useful.")
 
-    def on_ask_officers(self, body: dict) -> None:
+    def on_ask_officers(self, body: dict, steps: Steps) -> None:
         """The councillor says the answer did not answer: log a request and tell officers."""
         place = _action_place(body)
         question = _question_from(body)
@@ -189,10 +250,12 @@ class ClerkSlack:
             {"channel": place.channel, "thread_ts": place.thread_ts or ""},
         )
         committee = nearest[0].committee if nearest else None
-        logged = self.store.log(question, asker, nearest=nearest, committee=committee)
+        before = followup.logged_before(self.store, asker) if steps.resumed else None
+        logged = before or self.store.log(question, asker, nearest=nearest, committee=committee)
         if logged.created:
-            self.post_to_officers(logged.request)
-        self.ephemeral(place, render.logged_message(logged.request, logged.created).text)
+            steps.once("officers_told", lambda: self.post_to_officers(logged.request))
+        told = render.logged_message(logged.request, logged.created).text
+        steps.once("told", lambda: self.ephemeral(place, told))
 
     # ---- officers' buttons and modals -----------------------------------------------------
 
@@ -208,79 +271,86 @@ class ClerkSlack:
             self.client.chat_postMessage(channel=user, text=render.refusal_text())
         return False
 
-    def on_assign(self, body: dict) -> None:
-        if not self.officer_or_refuse(body):
+    def on_assign(self, body: dict, steps: Steps) -> None:
+        self._officer_changes(body, steps, self.store.assign)
+
+    def on_close(self, body: dict, steps: Steps) -> None:
+        """An officer closes an answered request: finished, and purgeable in time."""
+        self._officer_changes(body, steps, self.store.close)
+
+    def _officer_changes(self, body: dict, steps: Steps, change) -> None:
+        if not steps.once("officer", lambda: self.officer_or_refuse(body)):
             return
         officer = body["user"]["id"]
         request_id = int(body["actions"][0]["value"])
         try:
-            request = self.store.assign(request_id, officer)
+            steps.once("changed", lambda: change(request_id, officer).request_id)
         except RequestError as exc:
             self.ephemeral(_action_place(body), render.fit(str(exc), 500))
             return
-        self.refresh_request_views(request, _message_ref(body), officer)
-
-    def on_close(self, body: dict) -> None:
-        """An officer closes an answered request: finished, and purgeable in time."""
-        if not self.officer_or_refuse(body):
-            return
-        officer = body["user"]["id"]
-        try:
-            request = self.store.close(int(body["actions"][0]["value"]), officer)
-        except RequestError as exc:
-            self.ephemeral(_action_place(body), render.fit(str(exc), 500))
-            return
-        self.refresh_request_views(request, _message_ref(body), officer)
+        self.refresh_request_views(self.store.get(request_id), _message_ref(body), officer)
 
     def open_modal(self, ack, body: dict) -> None:
-        """Answer/Decline: open the modal at once (trigger ids last 3 seconds)."""
+        """Answer/Decline: open the modal at once (trigger ids last 3 seconds), not queued."""
         ack()
-        if not self.officer_or_refuse(body):
-            return
-        action = body["actions"][0]
-        request = self.store.get(int(action["value"]))
-        channel, ts = _message_ref(body)
-        build = (
-            render.answer_modal
-            if action["action_id"] == render.ANSWER_OPEN
-            else (render.decline_modal)
-        )
-        self.client.views_open(trigger_id=body["trigger_id"], view=build(request, channel, ts))
+        try:
+            if not self.officer_or_refuse(body):
+                return
+            action = body["actions"][0]
+            request = self.store.get(int(action["value"]))
+            channel, ts = _message_ref(body)
+            build = (
+                render.answer_modal
+                if action["action_id"] == render.ANSWER_OPEN
+                else render.decline_modal
+            )
+            self.client.views_open(trigger_id=body["trigger_id"], view=build(request, channel, ts))
+        except _LISTENER_ERRORS as exc:
+            log.error("opening a modal failed: %s: %s", type(exc).__name__, scrub(str(exc)))
+            self.apologise(body)
 
     def submit_answer(self, ack, body: dict, view: dict) -> None:
-        """Record the answer before closing the modal, so a clash shows in the modal itself."""
+        """Record the answer before closing the modal, so a clash shows in the modal itself;
+        queue the rest (publish, deliver, index) before acknowledging."""
         text = _input(view, "answer")
         self._submit(
             ack,
             body,
-            view,
             "answer",
             lambda rid, officer: followup.record_answer(
                 self.settings, self.store, rid, officer, text
             ),
+            AFTER_ANSWER,
         )
 
     def submit_decline(self, ack, body: dict, view: dict) -> None:
         reason = _input(view, "reason")
         self._submit(
-            ack, body, view, "reason", lambda rid, officer: self.store.decline(rid, officer, reason)
+            ack,
+            body,
+            "reason",
+            lambda rid, officer: self.store.decline(rid, officer, reason),
+            AFTER_DECLINE,
         )
 
-    def _submit(self, ack, body, view, block_id, change) -> None:
+    def _submit(self, ack, body, block_id, change, after: str) -> None:
         officer = (body.get("user") or {}).get("id", "")
         if officer not in self.officers:
             ack(response_action="errors", errors={block_id: render.refusal_text()})
             return
-        meta = json.loads(view.get("private_metadata") or "{}")
+        meta = json.loads((body.get("view") or {}).get("private_metadata") or "{}")
         try:
             change(int(meta["request_id"]), officer)
         except RequestError as exc:
             ack(response_action="errors", errors={block_id: str(exc)[:150]})
             return
+        self.queue(after, body)
         ack()
 
-    def after_answer(self, body: dict, view: dict) -> None:
-        """Publish the answer as a source, deliver it to every asker, update officers' views."""
+    def after_answer(self, body: dict, steps: Steps) -> None:
+        """Publish the answer as a source, deliver it to every asker, update officers' views.
+        Each step may run again on resume: publishing replaces, a delivery is sent once."""
+        view = body["view"]
         meta = json.loads(view.get("private_metadata") or "{}")
         officer = body["user"]["id"]
         request = self.store.get(int(meta["request_id"]))
@@ -301,8 +371,8 @@ class ClerkSlack:
         )
         self.refresh_request_views(request, (meta.get("channel"), meta.get("ts")), officer)
 
-    def after_decline(self, body: dict, view: dict) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
+    def after_decline(self, body: dict, steps: Steps) -> None:
+        meta = json.loads(body["view"].get("private_metadata") or "{}")
         request = self.store.get(int(meta["request_id"]))
         self.refresh_request_views(
             request, (meta.get("channel"), meta.get("ts")), body["user"]["id"]
@@ -320,7 +390,8 @@ class ClerkSlack:
 
     # ---- App Home --------------------------------------------------------------------------
 
-    def on_home_opened(self, event: dict) -> None:
+    def on_home_opened(self, body: dict, steps: Steps) -> None:
+        event = body["event"]
         if event.get("tab") == "home":
             self.publish_home(event["user"])
 
@@ -343,9 +414,8 @@ class ClerkSlack:
             channel=place.channel, user=place.user, text=text, thread_ts=place.thread_ts
         )
 
-    def apologise(self, body: dict, error: BaseException) -> None:
-        """Log what failed (never tokens or payloads) and tell the user we failed."""
-        log.error("Slack handler failed: %s: %s", type(error).__name__, _safe(error))
+    def apologise(self, body: dict) -> None:
+        """Tell the user we failed (the caller has logged what failed)."""
         place = _any_place(body)
         if place is None:
             return
@@ -357,50 +427,50 @@ class ClerkSlack:
         except (SlackApiError, OSError) as exc:
             log.error("could not apologise either: %s", type(exc).__name__)
 
-    def guarded(self, work: Callable[..., None], *names: str) -> Callable[..., None]:
-        """Wrap a lazy listener so any failure reaches the user as an apology."""
-
-        def run(body: dict, **kwargs) -> None:
-            try:
-                work(*(kwargs[n] if n != "body" else body for n in names))
-            except _LISTENER_ERRORS as exc:
-                self.apologise(body, exc)
-
-        # Bolt injects arguments by parameter name and tells lazy functions apart by name
-        run.__signature__ = _signature(  # type: ignore[attr-defined]
-            ("body", *[n for n in names if n != "body"])
-        )
-        run.__name__ = run.__qualname__ = work.__name__
-        return run
+    def give_up(self, job: Job) -> None:
+        """A queued job failed for good (the workers logged why): apologise to its user."""
+        self.apologise(job.payload)
 
 
-def build_app(
+@dataclass(frozen=True)
+class SlackBot:
+    """The Bolt app (checks, routes, queues, acknowledges) and the workers doing the queued work:
+    `bot.workers.start()` before serving, `bot.workers.stop()` after."""
+
+    app: App
+    workers: Workers
+
+
+def build_bot(
     settings: Settings,
     answerer,
     store: RequestStore,
     client: WebClient,
     *,
-    process_before_response: bool = False,
     request_verification_enabled: bool = True,
-) -> App:
-    """The Bolt app; `client` is injected so tests can point it at a loopback Web API."""
+) -> SlackBot:
+    """The Bolt app and its workers; `client` is injected so tests can use a loopback Web API."""
     clerk = ClerkSlack(settings, answerer, store, client)
     app = App(
         client=client,
         signing_secret=settings.slack.signing_secret or "",
-        process_before_response=process_before_response,
+        # listeners run before the acknowledgement is sent: the work is queued by then
+        process_before_response=True,
         request_verification_enabled=request_verification_enabled,
         name="clerk",
     )
     app.use(clerk.only_our_workspace)
-    app.use(clerk.once_per_event)
     _register(app, clerk)
 
     @app.error
     def on_error(error: Exception, body: dict) -> None:
-        clerk.apologise(body, error)
+        log.error("Slack listener failed: %s: %s", type(error).__name__, scrub(str(error)))
+        clerk.apologise(body)
 
-    return app
+    workers = Workers(
+        clerk.jobs, clerk.handlers(), clerk.give_up, settings.slack.workers, settings.home
+    )
+    return SlackBot(app, workers)
 
 
 def _ack(ack) -> None:
@@ -408,27 +478,19 @@ def _ack(ack) -> None:
 
 
 def _register(app: App, clerk: ClerkSlack) -> None:
-    g = clerk.guarded
-    app.event("app_mention")(ack=_ack, lazy=[g(clerk.on_mention, "event")])
-    app.event("message", matchers=[_direct_message])(
-        ack=_ack, lazy=[g(clerk.on_direct_message, "event")]
-    )
+    take = clerk.taker
+    app.event("app_mention")(take(MENTION))
+    app.event("message", matchers=[_direct_message])(take(DIRECT_MESSAGE))
     app.event("message")(_ack)  # edits, joins, bot echoes: nothing to do
-    app.command(re.compile(r"^/clerk"))(
-        ack=clerk.ack_command, lazy=[g(clerk.on_command, "command")]
-    )
-    app.action(render.HELPFUL)(ack=_ack, lazy=[g(clerk.on_helpful, "body")])
-    app.action(render.ASK_OFFICERS)(ack=_ack, lazy=[g(clerk.on_ask_officers, "body")])
-    app.action(render.ASSIGN)(ack=_ack, lazy=[g(clerk.on_assign, "body")])
-    app.action(render.CLOSE)(ack=_ack, lazy=[g(clerk.on_close, "body")])
+    app.command(re.compile(r"^/clerk"))(clerk.ack_command)
+    app.action(render.HELPFUL)(take(HELPFUL))
+    app.action(render.ASK_OFFICERS)(take(ASK_OFFICERS))
+    app.action(render.ASSIGN)(take(ASSIGN))
+    app.action(render.CLOSE)(take(CLOSE))
     app.action(re.compile(f"^({render.ANSWER_OPEN}|{render.DECLINE_OPEN})$"))(clerk.open_modal)
-    app.view(render.ANSWER_VIEW)(
-        ack=clerk.submit_answer, lazy=[g(clerk.after_answer, "body", "view")]
-    )
-    app.view(render.DECLINE_VIEW)(
-        ack=clerk.submit_decline, lazy=[g(clerk.after_decline, "body", "view")]
-    )
-    app.event("app_home_opened")(ack=_ack, lazy=[g(clerk.on_home_opened, "event")])
+    app.view(render.ANSWER_VIEW)(clerk.submit_answer)
+    app.view(render.DECLINE_VIEW)(clerk.submit_decline)
+    app.event("app_home_opened")(take(HOME))
 
 
 def _direct_message(event: dict) -> bool:
@@ -441,12 +503,12 @@ def _direct_message(event: dict) -> bool:
     )
 
 
-def _signature(names):
-    import inspect
-
-    return inspect.Signature(
-        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
-    )
+def _work_payload(body: dict) -> dict[str, Any]:
+    """What queued work keeps of a request: an event and its id, or the command or interaction,
+    without the (deprecated) verification token."""
+    if body.get("type") == "event_callback":
+        return {k: body[k] for k in ("type", "event_id", "team_id", "event") if k in body}
+    return {k: v for k, v in body.items() if k != "token"}
 
 
 def _question_from(body: dict) -> str:
@@ -491,8 +553,3 @@ def _any_place(body: dict) -> Place | None:
 def _input(view: dict, block_id: str) -> str:
     values = (view.get("state") or {}).get("values") or {}
     return ((values.get(block_id) or {}).get("text") or {}).get("value") or ""
-
-
-def _safe(error: BaseException) -> str:
-    """An error's message with anything token-shaped removed."""
-    return re.sub(r"xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+", "[token]", str(error))[:500]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 
@@ -48,7 +49,7 @@ def check_slack_settings(settings: Settings) -> str:
 
 def run_slack(args, settings: Settings) -> int:
     # Imported here so that `clerk --help` stays quick.
-    from bot.channels.slack.app import build_app
+    from bot.channels.slack.app import build_bot
     from bot.channels.slack.client import web_client
     from bot.channels.slack.notify import SlackNotifier
     from bot.engine.answer import Answerer
@@ -58,37 +59,63 @@ def run_slack(args, settings: Settings) -> int:
     client = web_client(settings)
     answerer = Answerer.from_settings(settings)
     store = open_store(settings)
-    app = build_app(settings, answerer, store, client)
+    bot = build_bot(settings, answerer, store, client)
+    _leave_on_sigterm()
+    bot.workers.start()  # first: resumes work a stopped process acknowledged but did not finish
     stop = threading.Event()
     notifier = SlackNotifier(client)
     threading.Thread(
-        target=_deliver_forever, args=(settings, store, notifier, client, stop), daemon=True
+        target=_deliver_forever,
+        args=(settings, store, notifier, client, bot.workers.queue, stop),
+        daemon=True,
     ).start()
     try:
         if mode == "socket":
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             print("clerk: connected to Slack in Socket Mode", file=sys.stderr, flush=True)
-            SocketModeHandler(app, settings.slack.app_token, web_client=client).start()
+            SocketModeHandler(bot.app, settings.slack.app_token, web_client=client).start()
         else:
             from bot.channels.slack.http import SlackHttpServer
 
-            server = SlackHttpServer(app, args.host, args.port)
+            server = SlackHttpServer(bot.app, args.host, args.port)
             print(f"clerk: listening on {server.url}", file=sys.stderr, flush=True)
-            server.serve_forever()
+            try:
+                server.serve_forever()
+            finally:
+                server.stop()  # refuse new requests (Slack retries them) while work finishes
     finally:
         stop.set()
+        bot.workers.stop()  # each worker finishes the job in hand
     return 0
 
 
-def _deliver_forever(settings: Settings, store, notifier, client, stop: threading.Event) -> None:
+def _leave_on_sigterm() -> None:
+    """On SIGTERM (`docker stop`, systemd) stop serving and let the workers finish the jobs they
+    hold, rather than die mid-answer and leave them to be resumed: a "working" message whose
+    post was under way would then be posted again."""
+
+    def leave(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
+def _deliver_forever(
+    settings: Settings, store, notifier, client, jobs, stop: threading.Event
+) -> None:
     """Officers may answer from the CLI or the email process too, a failed delivery waits for a
     retry, and requests are logged by email, the CLI and index runs: every minute, run a pass.
-    Each pass also records a heartbeat for the container health check."""
+    Each pass also records a heartbeat for the container health check, with the queue's counts."""
     while True:
         try:
             done = run_pass(settings, store, notifier, client)
-            health.beat(settings.home, "slack", True, done)
+            counts = jobs.counts()
+            detail = (
+                f"{done}; {counts['pending'] + counts['claimed']} queued, "
+                f"{counts['failed']} failed today"
+            )
+            health.beat(settings.home, "slack", True, detail)
         except Exception as exc:  # keep the loop alive; the store keeps what is due
             log.error("delivery pass failed: %s", type(exc).__name__)
             health.beat(settings.home, "slack", False, type(exc).__name__)

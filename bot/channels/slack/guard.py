@@ -1,13 +1,11 @@
-"""Who may act on requests, who people are, and which Slack events were already handled."""
+"""Who may act on requests, and who people are (their display names)."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -74,30 +72,3 @@ class People:
             if len(self._names) > self._size:
                 self._names.popitem(last=False)
         return name or ""
-
-
-class SeenEvents:
-    """Event ids already taken in, so a retried delivery is never answered twice, even when the
-    retry arrives after a restart: the ids live in a small SQLite file in the data directory."""
-
-    KEEP_SECONDS = 24 * 3600  # Slack retries within minutes; a day is plenty
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY, at REAL)")
-        self._lock = threading.Lock()
-        self._offers = 0
-
-    def first_time(self, event_id: str) -> bool:
-        """True the first time an id is offered, False on every later offer."""
-        with self._lock:
-            now = time.time()
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO seen (event_id, at) VALUES (?, ?)", (event_id, now)
-            )
-            self._offers += 1
-            if self._offers % 1000 == 0:
-                self._db.execute("DELETE FROM seen WHERE at < ?", (now - self.KEEP_SECONDS,))
-            return cursor.rowcount == 1

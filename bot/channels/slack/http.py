@@ -24,6 +24,9 @@ SOCKET_TIMEOUT = 10.0
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of requests (Slack's retries after a restart)
+    # overflowed it, and a dropped connection attempt costs the sender a second before it retries
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):

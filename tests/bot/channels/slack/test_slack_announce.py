@@ -151,11 +151,11 @@ def test_a_refused_post_stays_unannounced_and_the_next_pass_posts_it(kind, engin
         request_id = store.log(
             "Which car parks in Maidstone charge on Sundays?", Asker("cli", "carol")
         ).request.request_id
-    api.refuse_once("chat.postMessage", "not_in_channel")
+    api.refuse("chat.postMessage", "not_in_channel")
 
     slack_pass(settings)
 
-    assert len(api.refused("chat.postMessage")) == 1 and officer_posts(api, request_id) == []
+    assert len(api.refused_calls("chat.postMessage")) == 1 and officer_posts(api, request_id) == []
     with open_store(settings) as store:
         assert store.get(request_id).announced_at is None
 
@@ -206,7 +206,7 @@ def test_when_the_listener_could_not_post_the_pass_takes_it_over_after_the_grace
     engine_settings, answerer
 ):
     with open_store(engine_settings) as store, SlackRig(engine_settings, answerer, store) as rig:
-        rig.api.refuse_once("chat.postMessage", "not_in_channel", channel=OFFICERS_CHANNEL)
+        rig.api.refuse("chat.postMessage", "not_in_channel", channel=OFFICERS_CHANNEL)
         assert rig.event(mention(UNANSWERABLE)).status == 200
         rig.api.wait_for("chat.postEphemeral")  # the listener failed, and apologised
         [request] = store.list()

@@ -384,3 +384,18 @@ def test_url_verification_challenge_is_answered_for_http_mode_setup(rig):
     }
     reply = rig.event(payload)
     assert reply.status == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3g" in reply.body
+
+
+def test_work_that_keeps_failing_is_given_up_with_an_apology(rig, caplog):
+    rig.api.refuse("chat.update", "internal_error", times=100)  # Slack keeps refusing the answer
+    with caplog.at_level(logging.INFO):
+        assert rig.event(mention()).status == 200
+        apology = rig.api.wait_for("chat.postEphemeral", timeout=60)[0]
+        rig.api.settle()
+    assert "Sorry" in apology.body["text"] and apology.body["user"] == COUNCILLOR
+    assert len(rig.api.refused_calls("chat.update")) == 3  # three tries, then no more
+    assert len(rig.api.calls_to("chat.postMessage")) == 1  # one "working" message for all three
+    (failure,) = rig.bot.workers.queue.failures()
+    assert failure[1:] == ("mention", "SlackApiError: internal_error")
+    assert "failed after 3 attempt(s)" in caplog.text
+    assert COUNCILLOR not in caplog.text and "exploitation" not in caplog.text  # no personal data

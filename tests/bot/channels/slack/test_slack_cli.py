@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
-import time
-import urllib.request
 
-import paths
 import pytest
 from slack_api_server import SlackApiServer, user
-from slack_harness import BOT_TOKEN, OFFICERS_CHANNEL, SIGNING_SECRET, fixture, sign
+from slack_harness import BOT_TOKEN, OFFICERS_CHANNEL, SIGNING_SECRET, ClerkSlackProcess, fixture
 
 from bot.cli.main import main
 from bot.requests.model import Asker
 from bot.requests.service import open_store
-
-REPO = paths.REPO
 
 
 @pytest.mark.parametrize(
@@ -47,32 +38,18 @@ def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings, mon
         waiting = store.log("Who chairs the Cabinet?", Asker("cli", "carol")).request
     with SlackApiServer(token=BOT_TOKEN) as api:
         api.directory.users["U0CLLR001"] = user("cllr.jones", "Cllr Alex Jones")
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "SLACK_"))},
-            "CLERK_HOME": str(engine_settings.home),
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "CLERK_SLACK_API_URL": api.base_url,
-            "CLERK_SLACK_OFFICERS_CHANNEL": OFFICERS_CHANNEL,
-            "HF_HUB_OFFLINE": "1",
-        }
-        process = subprocess.Popen(  # noqa: S603 - our own entry point
-            [sys.executable, "-m", "bot.cli.main", "slack", "--port", "0"],
-            cwd=REPO,
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
+        process = ClerkSlackProcess(
+            {
+                "CLERK_HOME": engine_settings.home,
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "CLERK_SLACK_API_URL": api.base_url,
+                "CLERK_SLACK_OFFICERS_CHANNEL": OFFICERS_CHANNEL,
+            }
         )
         try:
-            url = _listening_url(process)
-            body = json.dumps(fixture("app_mention.json")).encode()
-            now = int(time.time())
-            request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
-            request.add_header("Content-Type", "application/json")
-            request.add_header("X-Slack-Request-Timestamp", str(now))
-            request.add_header("X-Slack-Signature", sign(body, now))
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                assert response.status == 200
+            process.start()
+            assert process.event(fixture("app_mention.json")).status == 200
             update = api.wait_for("chat.update", timeout=60)[0]
             assert "Area Committee" in json.dumps(update.body["blocks"])
             # the background pass checked the connection and told the health check so
@@ -86,9 +63,7 @@ def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings, mon
                 ),
             )
         finally:
-            process.terminate()
-            process.wait(timeout=10)
-            process.stderr.close()
+            process.stop()
         assert api.calls_to("auth.test")
         heads = [  # with a mention left unanswered, its listener posted that one too
             c.body["text"].split(":")[0]
@@ -96,16 +71,3 @@ def test_clerk_slack_serves_http_mode_and_answers_a_mention(engine_settings, mon
             if c.body["channel"] == OFFICERS_CHANNEL
         ]
         assert len(heads) == len(set(heads))  # no request posted twice
-
-
-def _listening_url(process: subprocess.Popen) -> str:
-    """The URL the server prints once it listens (port 0 picks a free port)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError(f"clerk slack exited with {process.returncode}")
-        found = re.search(r"listening on (http://\S+)", line)
-        if found:
-            return found.group(1)
-    raise AssertionError("clerk slack did not start listening")
