@@ -4,8 +4,9 @@
 weights dynamically to int8 per output channel with onnxruntime (per-tensor scales lost too much:
 mean cosine 0.95 to fp32 on corpus passages), and writes it atomically under the encoders folder.
 `OnnxEmbedder` runs it with onnxruntime and the model's fast tokenizer, then mean-pools and
-L2-normalises exactly as sentence-transformers does. Only `build` imports torch; serving an index
-needs onnxruntime, tokenizers and numpy.
+L2-normalises exactly as sentence-transformers does. Only `build` imports torch, and at first use
+it runs in a process of its own (`build_apart`); serving an index needs onnxruntime, tokenizers
+and numpy.
 
     <encoders>/<model>-<key>/model.onnx     the int8 graph
                              encoder.json   recipe, source model, versions; written last
@@ -16,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import platform
 import re
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -173,6 +176,14 @@ def build(model_dir: Path, folder: Path) -> BuiltEncoder:
     return built
 
 
+def build_apart(model_dir: Path, folder: Path) -> BuiltEncoder:
+    """`build` in a process of its own: torch and the export (near 900 MB at their peak) leave
+    with it, so the process that goes on to embed never holds them."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(build, model_dir, folder).result()
+
+
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in ("torch", "onnxruntime", "onnx", "transformers", "tokenizers"):
@@ -224,7 +235,7 @@ class OnnxEmbedder:
         built = read_built(self.folder)
         if built is None:
             log.info("building the int8 encoder into %s (once)", self.folder)
-            built = build(self.model_dir, self.folder)
+            built = build_apart(self.model_dir, self.folder)
         return built
 
     @property
