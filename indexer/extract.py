@@ -38,7 +38,7 @@ from indexer.types import Chunk, Paper
 
 log = logging.getLogger(__name__)
 
-AHEAD_PER_WORKER = 4  # papers read ahead per worker: enough to keep the embedder fed
+AHEAD_PER_WORKER = 8  # papers read ahead per worker: the embedder stays fed past a slow one
 POLL_SECONDS = 1.0  # how often a waiting caller looks for papers past their time
 
 
