@@ -1,6 +1,7 @@
 """Set-up the benchmarks and fault runs share: import paths (the repository, and tests/ and
 tests/support/ for the loopback servers and harnesses), a data directory indexed from a small real
-subset of the shared corpus, the command line of this checkout's `clerk`, and percentiles.
+subset of the shared corpus, the command line of this checkout's `clerk`, percentiles, and the
+peak memory of a process with its children.
 
 Import it before `bot`, `indexer` or a test helper: importing it puts them on sys.path.
 """
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,3 +102,61 @@ def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (nearest rank) of values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+class TreePeak:
+    """The peak resident memory of a process and all its descendants together (summed RSS,
+    which counts pages they share once per process: an upper bound), sampled every 50 ms."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid = pid
+        self.interval = interval
+        self.peak_mb = 0.0
+        self.most_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self._stop.is_set():
+            tree = _descendants(self.pid)
+            pages = sum(_resident_pages(pid) for pid in tree)
+            self.peak_mb = max(self.peak_mb, pages * page_mb)
+            self.most_processes = max(self.most_processes, len(tree))
+            self._stop.wait(self.interval)
+
+
+def _descendants(root: int) -> list[int]:
+    """`root` and every process below it, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _resident_pages(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0

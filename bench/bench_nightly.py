@@ -3,9 +3,11 @@
 Phase 1 (reported separately) indexes the whole shared corpus except 10 County Council papers of
 13 March 2025 into a temporary CLERK_HOME. Phase 2 is a real `nightly()` run against a loopback
 ModernGov site that publishes those 10 PDFs as a new meeting: sync, incremental index, atomic
-publish. Each phase runs in its own process so its peak RSS (getrusage ru_maxrss) is its own;
-tracemalloc reports the peak of Python-level allocations in the nightly phase (numpy and torch
-buffers are mostly outside it, which is why RSS is the figure to plan memory by).
+publish. Each phase runs in its own process; its peak RSS is that process's own (getrusage
+ru_maxrss) and, as `peak_tree_mb`, that of the process and its children together (the workers
+that read papers, the encoder build), sampled. tracemalloc reports the peak of Python-level
+allocations in the nightly phase (numpy and onnxruntime buffers are mostly outside it, which is
+why RSS is the figure to plan memory by).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_nightly.py [--keep DIR]
 """
@@ -24,7 +26,8 @@ import tracemalloc
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _common import REPO, TreePeak  # first: sys.path
+
 SHARED = REPO.parent / "shared" / "corpus"
 NEW_FOLDER = "kent/full_council/2025-03-13"
 NEW_PAPERS = (
@@ -87,7 +90,6 @@ def phase_build(work: Path) -> dict:
 
 
 def phase_nightly(work: Path) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
     from moderngov_server import ModernGovServer
 
     from bot.requests.service import index_roots
@@ -133,11 +135,15 @@ def phase_nightly(work: Path) -> dict:
 def run_child(phase: str, work: Path) -> dict:
     """Run one phase in a fresh interpreter; its own peak RSS comes back with its figures."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    out = subprocess.run(  # noqa: S603 - this script, fixed arguments
+    process = subprocess.Popen(  # noqa: S603 - this script, fixed arguments
         [sys.executable, __file__, "--phase", phase, "--work", str(work)],
-        check=True, capture_output=True, text=True, env=env, cwd=REPO,
-    ).stdout  # fmt: skip
-    return json.loads(out.strip().splitlines()[-1])
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    with TreePeak(process.pid) as tree:
+        out, err = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1]) | {"peak_tree_mb": round(tree.peak_mb)}
 
 
 def main() -> None:

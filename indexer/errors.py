@@ -17,6 +17,10 @@ class MetadataError(ClerkError):
     """A folder's meeting.json is missing fields or is not valid JSON."""
 
 
+class ReadingError(ClerkError):
+    """The worker processes that read papers cannot run, so no paper is to blame."""
+
+
 class IndexMissingError(ClerkError):
     """No index has been published yet in the data directory."""
 

@@ -4,6 +4,11 @@ Unchanged files (same size and modification time, or same bytes) are neither rea
 changed files are re-read; vanished files leave; byte-identical copies under other names are
 indexed once. Failures are recorded with their reason and not retried until the file changes.
 A new build is published only when something changed.
+
+Papers to read go to worker processes (`indexer.extract`) a few ahead of the run, and their
+passages are embedded as the run accepts them, so reading costs little beside embedding. The run
+still decides paper by paper in the order the folders list them, so the build is the same
+whichever worker finishes first, and the same as reading in one process.
 """
 
 from __future__ import annotations
@@ -16,17 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.chunk import chunk_pages
 from indexer.embed import Embedder
 from indexer.errors import (
-    ClerkError,
     ConfigError,
     IndexDamagedError,
     IndexIncompatibleError,
     IndexMissingError,
 )
+from indexer.extract import PaperReader, ReadJob
 from indexer.files import exclusive_lock
-from indexer.parse import read_pages
 from indexer.settings import IndexSettings
 from indexer.sources import Skipped, discover
 from indexer.store import (
@@ -46,6 +49,7 @@ from indexer.types import IndexSummary, Paper
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+EMBED_BATCH = 256  # passages per call to the model
 
 
 def published_roots(settings: IndexSettings) -> list[Path]:
@@ -87,10 +91,12 @@ def refresh(
             log.info("removed %d half-written builds left by an interrupted run", removed)
         params = Params(embedder.name, _dimension(settings, embedder), settings.chunk_words)
         previous = _previous_build(settings, params)
-        plan = _plan(previous, roots, settings, progress)
+        encoding = _Encoding(embedder, progress)
+        with PaperReader(settings.index_workers, settings.paper_timeout) as reader:
+            plan = _plan(previous, roots, settings, reader, encoding, progress)
         if not plan.changed:
             return _summary(plan, previous, published=False)
-        contents = _assemble(previous, plan, params, embedder, progress)
+        contents = _assemble(previous, plan, params, encoding.finish())
         publish(
             settings.home,
             contents,
@@ -126,14 +132,22 @@ def _plan(
     previous: BuildContents | None,
     roots: list[Path],
     settings: IndexSettings,
+    reader: PaperReader,
+    encoding: _Encoding,
     progress: Progress | None,
 ) -> _Plan:
     plan = _Plan(old_texts=_text_signatures(previous))
     old_files = {(f.root, f.source): f for f in previous.files} if previous else {}
     old_docs = previous.documents if previous else {}
     found = [(root.resolve(), item) for root in roots for item in _discover_root(root)]
+    states = [_file_state(item, old_files.get((str(root), item.source))) for root, item in found]
+    ahead = _expected_reads(found, states, old_files, old_docs, settings)
+    if ahead:
+        encoding.load()  # first: a one-time encoder build must not run beside the workers
+        reader.expect(ahead)
+    new = _NewPaper(reader, encoding, settings.chunk_words)
     seen: set[tuple[str, str]] = set()
-    for done, (root, item) in enumerate(found, start=1):
+    for done, ((root, item), state) in enumerate(zip(found, states, strict=True), start=1):
         key = (str(root), item.source)
         seen.add(key)
         if progress:
@@ -142,11 +156,68 @@ def _plan(
             _record_failure(plan, key, None, item.reason)
             plan.changed |= old_files.get(key) is None or old_files[key].status != "failed"
             continue
-        _plan_paper(plan, key, item, old_files.get(key), old_docs, settings)
+        if isinstance(state, str):
+            _record_failure(plan, key, None, state)
+            plan.changed = True
+            continue
+        _plan_paper(plan, key, item, state, old_files.get(key), old_docs, new)
     removed = set(old_files) - seen
     plan.counts["removed"] = sum(1 for k in removed if old_files[k].status == "indexed")
     plan.changed |= bool(removed)
     return plan
+
+
+@dataclass(frozen=True)
+class _FileState:
+    """A paper's file as found this run: its row (size, time, hash) and whether it was touched."""
+
+    row: FileRow
+    same_stat: bool
+
+
+def _file_state(item: Paper | Skipped, old: FileRow | None) -> _FileState | str:
+    """Size, modification time and hash (the stored one if the file looks untouched); or why not."""
+    if isinstance(item, Skipped):
+        return item.reason
+    try:
+        stat = item.path.stat()
+        same_stat = old is not None and (old.size, old.mtime_ns) == (
+            stat.st_size,
+            stat.st_mtime_ns,
+        )
+        digest = old.sha256 if same_stat and old and old.sha256 else _sha256(item.path)
+    except OSError as exc:
+        return f"cannot read: {exc}"
+    row = FileRow("", item.source, stat.st_size, stat.st_mtime_ns, digest, None, "indexed")
+    return _FileState(row, same_stat)
+
+
+def _expected_reads(
+    found: list[tuple[Path, Paper | Skipped]],
+    states: list[_FileState | str],
+    old_files: dict[tuple[str, str], FileRow],
+    old_docs: dict[str, DocumentRow],
+    settings: IndexSettings,
+) -> list[ReadJob]:
+    """The papers this run will read (new bytes, once each), in order, so workers start on them.
+
+    It mirrors `_plan_paper`; a paper it misses is read when asked for, one it wrongly names is
+    read ahead for nothing."""
+    jobs: list[ReadJob] = []
+    ids: set[str] = set()
+    for (root, item), state in zip(found, states, strict=True):
+        if not isinstance(item, Paper) or not isinstance(state, _FileState):
+            continue
+        digest = state.row.sha256 or ""
+        doc_id = digest[:20]
+        old = old_files.get((str(root), item.source))
+        if doc_id in old_docs or doc_id in ids:
+            continue
+        if old is not None and old.sha256 == digest and old.status in ("failed", "duplicate"):
+            continue  # failed before, or a copy of a paper kept: neither is read again
+        ids.add(doc_id)
+        jobs.append(ReadJob(item, doc_id, settings.chunk_words))
+    return jobs
 
 
 def _discover_root(root: Path) -> list[Paper | Skipped]:
@@ -156,23 +227,27 @@ def _discover_root(root: Path) -> list[Paper | Skipped]:
     return list(discover(root))
 
 
+@dataclass(frozen=True)
+class _NewPaper:
+    """Where a new paper's passages come from (the reader) and go (the encoding)."""
+
+    reader: PaperReader
+    encoding: _Encoding
+    chunk_words: int
+
+
 def _plan_paper(
     plan: _Plan,
     key: tuple[str, str],
     paper: Paper,
+    state: _FileState,
     old: FileRow | None,
     old_docs: dict[str, DocumentRow],
-    settings: IndexSettings,
+    new: _NewPaper,
 ) -> None:
-    try:
-        stat = paper.path.stat()
-    except OSError as exc:
-        _record_failure(plan, key, None, f"cannot read: {exc}")
-        plan.changed = True
-        return
-    same_stat = old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
-    digest = old.sha256 if same_stat and old and old.sha256 else _sha256(paper.path)
-    stat_row = FileRow(key[0], key[1], stat.st_size, stat.st_mtime_ns, digest, None, "indexed")
+    same_stat = state.same_stat
+    digest = state.row.sha256 or ""
+    stat_row = replace(state.row, root=key[0])
     if old is not None and old.sha256 == digest and old.status == "failed":
         plan.failed.append({"source": paper.source, "reason": old.reason})
         plan.files.append(replace(stat_row, status="failed", reason=old.reason))
@@ -211,32 +286,27 @@ def _plan_paper(
         plan.counts["unchanged" if unchanged else "updated"] += 1
         plan.changed |= not (unchanged and same_stat)
         return
-    _read_new_paper(plan, key, paper, document, stat_row, old, settings)
+    _read_new_paper(plan, key, paper, document, stat_row, old, new)
 
 
-def _read_new_paper(plan, key, paper, document, stat_row, old, settings) -> None:
+def _read_new_paper(plan, key, paper, document, stat_row, old, new: _NewPaper) -> None:
     plan.changed = True
-    try:
-        pages = read_pages(paper)
-    except ClerkError as exc:
-        _record_failure(plan, key, stat_row, str(exc))
-        return
-    except Exception as exc:  # a hostile file must never stop the run
-        log.exception("unexpected failure reading %s", paper.source)
-        _record_failure(plan, key, stat_row, f"unexpected error: {type(exc).__name__}: {exc}")
-        return
     doc_id = document.doc_id
-    chunks = chunk_pages(doc_id, paper.title, pages, settings.chunk_words)
+    extracted = new.reader.read(ReadJob(paper, doc_id, new.chunk_words))
+    if extracted.failure is not None:
+        _record_failure(plan, key, stat_row, extracted.failure)
+        return
+    chunks = extracted.chunks
     signature = text_signature(c.text for c in chunks)
     if signature in plan.texts:  # same text as a paper already kept: one source, two places
         plan.counts["duplicates"] += 1
         plan.files.append(replace(stat_row, doc_id=plan.texts[signature], status="duplicate"))
         return
     plan.texts[signature] = doc_id
-    plan.new_chunks[doc_id] = [
-        ChunkRow(c.chunk_id, doc_id, c.page, c.heading, c.text) for c in chunks
-    ]
-    plan.documents[doc_id] = replace(document, pages=len(pages))
+    rows = [ChunkRow(c.chunk_id, doc_id, c.page, c.heading, c.text) for c in chunks]
+    plan.new_chunks[doc_id] = rows
+    new.encoding.add(rows)
+    plan.documents[doc_id] = replace(document, pages=extracted.pages)
     plan.files.append(replace(stat_row, doc_id=doc_id))
     plan.counts["updated" if old is not None else "added"] += 1
 
@@ -269,8 +339,7 @@ def _assemble(
     previous: BuildContents | None,
     plan: _Plan,
     params: Params,
-    embedder: Embedder,
-    progress: Progress | None = None,
+    new_vectors: np.ndarray,
 ) -> BuildContents:
     """Kept chunks with their old vectors, then new chunks with fresh ones."""
     kept_rows: list[int] = []
@@ -281,25 +350,50 @@ def _assemble(
                 kept_rows.append(row)
                 chunks.append(chunk)
     fresh = [c for doc_chunks in plan.new_chunks.values() for c in doc_chunks]
-    new_vectors = embed_chunks(embedder, fresh, progress)
+    if len(fresh) != len(new_vectors):
+        raise RuntimeError(f"{len(fresh)} new passages but {len(new_vectors)} vectors")
     old_vectors = previous.vectors[kept_rows] if previous is not None and kept_rows else None
     parts = [v for v in (old_vectors, new_vectors) if v is not None and len(v)]
     vectors = np.vstack(parts) if parts else np.zeros((0, params.dimension), np.float32)
     return BuildContents(params, plan.documents, chunks + fresh, vectors, plan.files)
 
 
-def embed_chunks(
-    embedder: Embedder, chunks: list[ChunkRow], progress: Progress | None = None
-) -> np.ndarray:
-    """Embed what the model should read of each chunk: its heading context and its text."""
-    texts = [f"{c.heading}\n{c.text}" for c in chunks]
-    batch = 256
-    parts = []
-    for start in range(0, len(texts), batch):
-        parts.append(embedder.embed(texts[start : start + batch]))
-        if progress:
-            progress("embedding", min(start + batch, len(texts)), len(texts))
-    return np.vstack(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+class _Encoding:
+    """New passages embedded as the run accepts them, in slices of EMBED_BATCH, while the
+    workers read on. The slices are those one call over all new passages would make, so the
+    vectors do not depend on how fast papers arrive."""
+
+    def __init__(self, embedder: Embedder, progress: Progress | None):
+        self.embedder = embedder
+        self.progress = progress
+        self.waiting: list[str] = []
+        self.parts: list[np.ndarray] = []
+        self.done = 0
+
+    def load(self) -> None:
+        """Load the model now (building the int8 encoder if it is missing) with one tiny call."""
+        self.embedder.embed(["committee papers"])
+
+    def add(self, chunks: list[ChunkRow]) -> None:
+        """Queue passages; embed every full slice."""
+        self.waiting.extend(f"{c.heading}\n{c.text}" for c in chunks)
+        while len(self.waiting) >= EMBED_BATCH:
+            self._embed(EMBED_BATCH)
+
+    def finish(self) -> np.ndarray:
+        """Every queued passage's vector, in the order they were added."""
+        if self.waiting:
+            self._embed(len(self.waiting))
+        if not self.parts:
+            return np.zeros((0, self.embedder.dimension), np.float32)
+        return np.vstack(self.parts)
+
+    def _embed(self, count: int) -> None:
+        texts, self.waiting = self.waiting[:count], self.waiting[count:]
+        self.parts.append(self.embedder.embed(texts))
+        self.done += count
+        if self.progress:
+            self.progress("embedding", self.done, self.done + len(self.waiting))
 
 
 def _summary(plan: _Plan, contents: BuildContents | None, published: bool) -> IndexSummary:

@@ -170,6 +170,18 @@ class IndexSettings(SettingsGroup):
         "CLERK_CHUNK_WORDS",
         "Largest chunk in words; kept under the model's 256 word-piece window so no tail is lost.",
     )
+    index_workers: int = setting(
+        2,
+        "CLERK_INDEX_WORKERS",
+        "Processes that read and cut papers while the model embeds those already read (2 suits "
+        "a 2-core machine); 0 reads them in the indexing process itself, with no time limit.",
+    )
+    paper_timeout: float = setting(
+        300.0,
+        "CLERK_PAPER_TIMEOUT",
+        "Seconds one paper may take to read before its worker is stopped and the paper skipped "
+        "(recorded as failed until the file changes).",
+    )
     documents_url: str = setting(
         "",
         "CLERK_DOCUMENTS_URL",
@@ -177,6 +189,12 @@ class IndexSettings(SettingsGroup):
         "published URL; empty links to the local file.",
     )
     top_k: int = setting(5, "CLERK_TOP_K", "Passages cited with an answer.")
+
+    def __post_init__(self) -> None:
+        if self.index_workers < 0:
+            raise ConfigError(f"CLERK_INDEX_WORKERS={self.index_workers} must be 0 or more")
+        if self.paper_timeout <= 0:
+            raise ConfigError(f"CLERK_PAPER_TIMEOUT={self.paper_timeout} must be over 0")
 
     @property
     def encoders_dir(self) -> Path:

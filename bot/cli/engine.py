@@ -154,6 +154,7 @@ class _ProgressBar:
         bar = self._bars.get(stage)
         if bar is None:
             bar = self._bars[stage] = tqdm(total=total, desc=stage, unit="", leave=False)
+        bar.total = total  # embedding's total grows while papers are still being read
         bar.n = done
         bar.refresh()
 
