@@ -30,7 +30,7 @@ import numpy as np
 from indexer.types import FLAT, HNSW, DenseSpec
 
 FILE = "dense.faiss"
-EXACT_FILTERED = 20_000  # a filter admitting at most this many passages is searched exactly
+EXACT_FILTERED = 10_000  # a filter admitting at most this many passages is searched exactly
 MAX_EF = 4096
 
 

@@ -172,6 +172,36 @@ def read_build(index_link: Path, expected: Params | None = None) -> BuildContent
     return contents
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """What a build holds, without reading its passages or vectors (status pages, health
+    checks: cheap at a million passages)."""
+
+    params: Params
+    documents: dict[str, DocumentRow]
+    files: list[FileRow]
+    passages: int
+
+
+def read_catalogue(index_link: Path) -> Catalogue:
+    """The build's params, documents, files and passage count; errors as `read_build`."""
+    build = build_dir_of(index_link)
+    if build is None or not (build / "params.json").is_file():
+        raise IndexMissingError(f"no index published in {index_link.parent}; run `clerk index`")
+    try:
+        params = read_params(build)
+        with closing(sqlite3.connect(f"file:{build / 'meta.sqlite3'}?mode=ro", uri=True)) as db:
+            docs = {row[0]: DocumentRow(*row) for row in db.execute("SELECT * FROM documents")}
+            files = [FileRow(*r) for r in db.execute("SELECT * FROM files ORDER BY root, source")]
+            (passages,) = db.execute("SELECT coalesce(max(row) + 1, 0) FROM chunks").fetchone()
+        shape = np.load(build / "vectors.npy", mmap_mode="r", allow_pickle=False).shape
+    except (ValueError, TypeError, OSError, sqlite3.DatabaseError) as exc:
+        raise _damaged(build, exc) from exc
+    if shape != (passages, params.dimension):
+        raise _damaged(build, ValueError("vectors and passages do not match"))
+    return Catalogue(params, docs, files, int(passages))
+
+
 def _check_compatible(params: Params, expected: Params | None) -> None:
     if expected is not None and not params.compatible(expected):
         raise IndexIncompatibleError(
