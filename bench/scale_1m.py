@@ -333,14 +333,11 @@ def child_serve(args) -> None:
         rank(index, question, vector, k=15)  # as the engine asks: 15 passages weighed
         retrieval_ms.append((time.perf_counter() - started) * 1000)
     served = index.served
-    top10 = [
-        dense.search(served.dense_index, served.params.dense, served.vectors, v, 10)
-        for v in vectors
-    ]
+    top10 = [dense.search(served.dense_index, served.params.dense, v, 10) for v in vectors]
     dense_ms = []
     for vector in vectors:
         started = time.perf_counter()
-        dense.search(served.dense_index, served.params.dense, served.vectors, vector, CANDIDATES)
+        dense.search(served.dense_index, served.params.dense, vector, CANDIDATES)
         dense_ms.append((time.perf_counter() - started) * 1000)
     only = SearchFilters(committee="Cabinet", since="2020-01-01")
     share = float(np.mean(index.mask(only)))
@@ -380,7 +377,7 @@ def _sweep(index, vectors, truth: list[list[int]]) -> dict:
         found, taken = [], []
         for vector in vectors:
             started = time.perf_counter()
-            found.append(dense.search(served.dense_index, spec, served.vectors, vector, 10))
+            found.append(dense.search(served.dense_index, spec, vector, 10))
             taken.append((time.perf_counter() - started) * 1000)
         figures[ef] = {"recall": round(_recall(found, truth), 4)} | _spread(taken)
     return figures

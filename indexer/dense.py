@@ -91,7 +91,6 @@ def read_for_extending(directory: Path, spec: DenseSpec) -> faiss.Index | None:
 def search(
     index: faiss.Index,
     spec: DenseSpec,
-    vectors: np.ndarray,
     query: np.ndarray,
     k: int,
     allowed: np.ndarray | None = None,
@@ -106,7 +105,7 @@ def search(
         if admitted == 0:
             return []
         if spec.kind != FLAT and admitted <= EXACT_FILTERED:
-            return _exact(vectors, query, np.flatnonzero(allowed), k)
+            return _exact(index, query, np.flatnonzero(allowed), k)
     params, selector = _params(spec, n, k, allowed)
     with _threads(1):  # one query: a second thread costs more than it gives on a busy machine
         _, ids = index.search(query[None, :].astype(np.float32), k, params=params)
@@ -133,8 +132,16 @@ def _params(spec: DenseSpec, n: int, k: int, allowed: np.ndarray | None):
     return params, selector
 
 
-def _exact(vectors: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
-    scores = np.asarray(vectors[rows], dtype=np.float32) @ query
+def vectors_of(index: faiss.Index, rows: list[int] | np.ndarray) -> np.ndarray:
+    """The stored vectors of these rows, read from the index itself: serving never touches
+    vectors.npy, so the same vectors are not in memory twice."""
+    if not len(rows):
+        return np.zeros((0, index.d), dtype=np.float32)
+    return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+
+def _exact(index: faiss.Index, query: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
+    scores = vectors_of(index, rows) @ query
     top = np.argsort(-scores, kind="stable")[:k]
     return [int(rows[i]) for i in top]
 

@@ -149,13 +149,9 @@ def rank(
     """The retrieval after the question is embedded: dense and BM25 candidates, fused."""
     served = index.served
     mask = index.mask(filters)
-    dense_rank = (
-        dense.search(
-            served.dense_index, served.params.dense, served.vectors, query, CANDIDATES, mask
-        )
-        if mode != "bm25"
-        else []
-    )
+    dense_rank = []
+    if mode != "bm25":
+        dense_rank = dense.search(served.dense_index, served.params.dense, query, CANDIDATES, mask)
     lexical = served.bm25.scores(question)
     lexical_rank = _top(lexical, mask) if mode != "dense" else []
     fused: dict[int, float] = {}
@@ -164,7 +160,7 @@ def rank(
             fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + position + 1)
     order = sorted(fused, key=fused.__getitem__, reverse=True)
     rows = _fold_repeats(order, fused, index, k)
-    similarity = np.asarray(served.vectors[rows]) @ query if rows else np.zeros(0)
+    similarity = dense.vectors_of(served.dense_index, rows) @ query
     chunks = served.passages.get(rows)
     return [
         _hit(index, chunks[row], fused[row], float(d), float(lexical[row]))
@@ -191,7 +187,7 @@ def _fold_repeats(
     because the next-best paper is more often the answer than a fourth passage of the same one.
     """
     served = index.served
-    candidates = np.asarray(served.vectors[order]) if order else np.zeros((0, 0), np.float32)
+    candidates = dense.vectors_of(served.dense_index, order)
     seen: set[int] = set()
     per_doc: dict[int, int] = {}
     adjusted: dict[int, float] = {}
