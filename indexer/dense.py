@@ -137,7 +137,14 @@ def vectors_of(index: faiss.Index, rows: list[int] | np.ndarray) -> np.ndarray:
     vectors.npy, so the same vectors are not in memory twice."""
     if not len(rows):
         return np.zeros((0, index.d), dtype=np.float32)
-    return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+    rows = np.asarray(rows, dtype=np.int64)
+    storage = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+    if not isinstance(storage, faiss.IndexFlat):
+        return index.reconstruct_batch(rows)
+    # a view of the stored vectors, made here and copied from at once so that it never
+    # outlives the index (reconstruct_batch goes row by row: 6x slower for thousands of rows)
+    stored = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
+    return stored.reshape(storage.ntotal, storage.d)[rows]
 
 
 def _exact(index: faiss.Index, query: np.ndarray, rows: np.ndarray, k: int) -> list[int]:

@@ -35,7 +35,9 @@ class LoadedIndex:
     size of the build."""
 
     served: Served
-    doc_number: dict[str, int] = field(default_factory=dict)  # doc_id -> its number in rows
+    doc_number: dict[str, int]  # doc_id -> its number in passage_docs
+    meetings: list[tuple[str, str | None]]  # distinct (committee, meeting date): what filters see
+    passage_meetings: np.ndarray  # each row's number in meetings
     _document_terms: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
@@ -46,7 +48,20 @@ class LoadedIndex:
         if build is None:
             raise IndexMissingError(f"no index published in {index_link.parent}; run `clerk index`")
         served = open_served(build.resolve(), expected)
-        return cls(served, {doc_id: i for i, doc_id in enumerate(served.doc_ids)})
+        numbers: dict[tuple[str, str | None], int] = {}
+        meeting_of_doc = np.array(
+            [
+                numbers.setdefault((d.committee, d.meeting_date), len(numbers))
+                for d in (served.documents[doc_id] for doc_id in served.doc_ids)
+            ],
+            dtype=np.int32,
+        )
+        return cls(
+            served,
+            {doc_id: i for i, doc_id in enumerate(served.doc_ids)},
+            list(numbers),
+            meeting_of_doc[served.passage_docs] if len(meeting_of_doc) else served.passage_docs,
+        )
 
     @property
     def build(self) -> Path:
@@ -92,16 +107,12 @@ class LoadedIndex:
         """Boolean mask of chunks the filters admit, or None for all."""
         if filters is None or filters.empty:
             return None
-        documents = self.served.documents
         admitted = np.fromiter(
-            (
-                filters.admits(documents[d].committee, documents[d].meeting_date)
-                for d in self.served.doc_ids
-            ),
+            (filters.admits(committee, day) for committee, day in self.meetings),
             dtype=bool,
-            count=len(self.served.doc_ids),
+            count=len(self.meetings),
         )
-        return admitted[self.served.passage_docs]
+        return admitted[self.passage_meetings]
 
 
 class Searcher:
