@@ -40,7 +40,7 @@ from _common import CORPUS, QUESTIONS, REPO, clerk, clerk_env, copy_corpus  # fi
 
 from bot.engine.answer import Answerer
 from bot.settings import Settings
-from indexer.lexical import BM25Index
+from indexer.bm25 import BM25Index
 from indexer.refresh import text_signature
 from indexer.sources import KINDS
 from indexer.store import BuildContents, build_dir_of, read_build
@@ -120,8 +120,8 @@ def whole(build: Path) -> str | None:
         bm25 = BM25Index.load(build)
     except Exception as exc:  # any unreadable file is a half build
         return f"{type(exc).__name__}: {exc}"
-    if bm25 is not None and bm25.weights.shape[1] != len(contents.chunks):
-        return f"BM25 has {bm25.weights.shape[1]} rows for {len(contents.chunks)} passages"
+    if bm25 is not None and bm25.size != len(contents.chunks):
+        return f"BM25 has {bm25.size} rows for {len(contents.chunks)} passages"
     orphans = {c.doc_id for c in contents.chunks} - set(contents.documents)
     return f"{len(orphans)} documents missing" if orphans else None
 

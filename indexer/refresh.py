@@ -101,6 +101,7 @@ def refresh(
             settings.home,
             contents,
             lexical_index(contents),
+            settings.dense_spec(len(contents.chunks)),
         )
         return _summary(plan, contents, published=True)
 

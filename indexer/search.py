@@ -7,21 +7,17 @@ bot answers from last night's papers without a restart.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
-from scipy import sparse
 
+from indexer import dense
 from indexer.embed import Embedder
 from indexer.errors import IndexMissingError
-from indexer.lexical import BM25Index
-from indexer.store import BuildContents, Params, build_dir_of, lexical_index, read_build
+from indexer.store import ChunkRow, Params, Served, build_dir_of, open_served
 from indexer.types import Hit, SearchFilters
 
 log = logging.getLogger(__name__)
@@ -34,20 +30,15 @@ RRF_K = 60  # the usual reciprocal-rank constant: damps the gap between rank 1 a
 
 @dataclass
 class LoadedIndex:
-    """One published build, held in memory for serving."""
+    """One published build, opened for serving: vectors, FAISS storage and BM25 postings are
+    memory-mapped and passages are read from SQLite when found, so memory stays well under the
+    size of the build."""
 
-    build: Path
-    contents: BuildContents
-    faiss_index: faiss.Index
-    bm25: BM25Index
-    committees: list[str]
-    meeting_dates: list[str | None]
-    text_keys: list[str]  # normalised-text hash per chunk, to fold repeated passages
-    rows_by_doc: dict[str, list[int]] = field(default_factory=dict)
+    served: Served
+    doc_number: dict[str, int]  # doc_id -> its number in passage_docs
+    meetings: list[tuple[str, str | None]]  # distinct (committee, meeting date): what filters see
+    passage_meetings: np.ndarray  # each row's number in meetings
     _document_terms: dict[str, frozenset[str]] = field(default_factory=dict)
-    _terms_by_chunk: sparse.csr_matrix | None = None
-    _term_names: list[str] = field(default_factory=list)
-    _row_of: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, index_link: Path, expected: Params | None = None) -> LoadedIndex:
@@ -56,79 +47,72 @@ class LoadedIndex:
         build = build_dir_of(index_link)
         if build is None:
             raise IndexMissingError(f"no index published in {index_link.parent}; run `clerk index`")
-        build = build.resolve()
-        contents = read_build(build, expected)
-        index = faiss.IndexFlatIP(contents.params.dimension)
-        if len(contents.vectors):
-            index.add(contents.vectors)
-        docs = contents.documents
-        return cls(
-            build=build,
-            contents=contents,
-            faiss_index=index,
-            bm25=BM25Index.load(build) or lexical_index(contents),
-            committees=[docs[c.doc_id].committee for c in contents.chunks],
-            meeting_dates=[docs[c.doc_id].meeting_date for c in contents.chunks],
-            text_keys=[_text_key(c.text) for c in contents.chunks],
-            rows_by_doc=_rows_by_doc(contents),
+        served = open_served(build.resolve(), expected)
+        numbers: dict[tuple[str, str | None], int] = {}
+        meeting_of_doc = np.array(
+            [
+                numbers.setdefault((d.committee, d.meeting_date), len(numbers))
+                for d in (served.documents[doc_id] for doc_id in served.doc_ids)
+            ],
+            dtype=np.int32,
         )
+        return cls(
+            served,
+            {doc_id: i for i, doc_id in enumerate(served.doc_ids)},
+            list(numbers),
+            meeting_of_doc[served.passage_docs] if len(meeting_of_doc) else served.passage_docs,
+        )
+
+    @property
+    def build(self) -> Path:
+        return self.served.build
+
+    @property
+    def bm25(self):
+        return self.served.bm25
+
+    @property
+    def size(self) -> int:
+        """Passages in the build."""
+        return len(self.served.passage_docs)
+
+    def doc_of(self, source: str) -> str | None:
+        """The document a file was indexed as (itself or the copy it duplicates)."""
+        return next((f.doc_id for f in self.served.files if f.source == source), None)
 
     def document_terms(self, doc_id: str) -> frozenset[str]:
         """Every token of a document, computed once per document on first use."""
         cached = self._document_terms.get(doc_id)
         if cached is None:
-            if self._terms_by_chunk is None:  # chunk -> term ids: the BM25 matrix transposed
-                self._terms_by_chunk = self.bm25.weights.T.tocsr()
-                self._term_names = self.bm25.term_names()
-            rows = self.rows_by_doc.get(doc_id, [])
-            ids = np.unique(self._terms_by_chunk[rows].indices) if rows else ()
-            cached = frozenset(self._term_names[i] for i in ids)
+            rows = np.flatnonzero(self.served.passage_docs == self.doc_number.get(doc_id, -1))
+            cached = self.bm25.passage_terms(int(r) for r in rows)
             self._document_terms[doc_id] = cached
         return cached
 
     def around(self, chunk_id: str) -> str:
         """A passage with its neighbours on the same page: a fact cut off by a chunk boundary
         (a table row, the second half of a form) is read whole."""
-        if not self._row_of:
-            self._row_of = {c.chunk_id: row for row, c in enumerate(self.contents.chunks)}
-        row = self._row_of.get(chunk_id)
+        row = self.served.passages.row_of(chunk_id)
         if row is None:
             return ""
-        chunks = self.contents.chunks
-        here = chunks[row]
-        parts = [
-            chunks[r].text
-            for r in (row - 1, row, row + 1)
-            if 0 <= r < len(chunks)
-            and chunks[r].doc_id == here.doc_id
-            and chunks[r].page == here.page
-        ]
-        return "\n".join(parts)
+        found = self.served.passages.get([r for r in (row - 1, row, row + 1) if r >= 0])
+        here = found[row]
+        return "\n".join(
+            c.text
+            for _, c in sorted(found.items())
+            if c.doc_id == here.doc_id and c.page == here.page
+        )
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Boolean mask of chunks the filters admit, or None for all."""
         if filters is None or filters.empty:
             return None
-        return np.fromiter(
-            (
-                filters.admits(c, d)
-                for c, d in zip(self.committees, self.meeting_dates, strict=True)
-            ),
+        admitted = np.fromiter(
+            (filters.admits(committee, day) for committee, day in self.meetings),
             dtype=bool,
-            count=len(self.committees),
+            count=len(self.meetings),
         )
-
-
-def _rows_by_doc(contents: BuildContents) -> dict[str, list[int]]:
-    rows: dict[str, list[int]] = {}
-    for row, chunk in enumerate(contents.chunks):
-        rows.setdefault(chunk.doc_id, []).append(row)
-    return rows
-
-
-def _text_key(text: str) -> str:
-    normal = re.sub(r"\W+", " ", text.lower()).strip()
-    return hashlib.blake2b(normal.encode(), digest_size=8).hexdigest()
+        return admitted[self.passage_meetings]
 
 
 class Searcher:
@@ -159,36 +143,40 @@ class Searcher:
     ) -> list[Hit]:
         """Best passages first; mode 'dense' or 'bm25' for baselines."""
         index = self.index
-        if not index.contents.chunks:
+        if not index.size:
             return []
         query = self.embedder.embed([question])[0]
-        mask = index.mask(filters)
-        dense_rank = self._dense_candidates(index, query, mask) if mode != "bm25" else []
-        lexical = index.bm25.scores(question)
-        lexical_rank = _top(lexical, mask) if mode != "dense" else []
-        fused: dict[int, float] = {}
-        for ranking in (dense_rank, lexical_rank):
-            for rank, row in enumerate(ranking):
-                fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
-        order = sorted(fused, key=fused.__getitem__, reverse=True)
-        rows = _fold_repeats(order, fused, index, k)
-        dense = index.contents.vectors[rows] @ query if rows else np.zeros(0)
-        return [
-            _hit(index, row, fused[row], float(d), float(lexical[row]))
-            for row, d in zip(rows, dense, strict=True)
-        ]
+        return rank(index, question, query, filters, k, mode)
 
-    def _dense_candidates(self, index: LoadedIndex, query: np.ndarray, mask) -> list[int]:
-        params = None
-        if mask is not None:
-            allowed = np.flatnonzero(mask).astype(np.int64)
-            if not len(allowed):
-                return []
-            params = faiss.SearchParameters()
-            params.sel = faiss.IDSelectorBatch(allowed)
-        k = min(CANDIDATES, index.faiss_index.ntotal)
-        _, ids = index.faiss_index.search(query[None, :], k, params=params)
-        return [int(i) for i in ids[0] if i >= 0]
+
+def rank(
+    index: LoadedIndex,
+    question: str,
+    query: np.ndarray,
+    filters: SearchFilters | None = None,
+    k: int = 5,
+    mode: str = "hybrid",
+) -> list[Hit]:
+    """The retrieval after the question is embedded: dense and BM25 candidates, fused."""
+    served = index.served
+    mask = index.mask(filters)
+    dense_rank = []
+    if mode != "bm25":
+        dense_rank = dense.search(served.dense_index, served.params.dense, query, CANDIDATES, mask)
+    lexical = served.bm25.scores(question)
+    lexical_rank = _top(lexical, mask) if mode != "dense" else []
+    fused: dict[int, float] = {}
+    for ranking in (dense_rank, lexical_rank):
+        for position, row in enumerate(ranking):
+            fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + position + 1)
+    order = sorted(fused, key=fused.__getitem__, reverse=True)
+    rows = _fold_repeats(order, fused, index, k)
+    similarity = dense.vectors_of(served.dense_index, rows) @ query
+    chunks = served.passages.get(rows)
+    return [
+        _hit(index, chunks[row], fused[row], float(d), float(lexical[row]))
+        for row, d in zip(rows, similarity, strict=True)
+    ]
 
 
 def _top(scores: np.ndarray, mask: np.ndarray | None) -> list[int]:
@@ -209,25 +197,28 @@ def _fold_repeats(
     count as repeats. Each further passage of a paper already listed has its score discounted,
     because the next-best paper is more often the answer than a fourth passage of the same one.
     """
-    chunks, vectors = index.contents.chunks, index.contents.vectors
-    seen: set[str] = set()
-    per_doc: dict[str, int] = {}
+    served = index.served
+    candidates = dense.vectors_of(served.dense_index, order)
+    seen: set[int] = set()
+    per_doc: dict[int, int] = {}
     adjusted: dict[int, float] = {}
-    for row in order:
-        key = index.text_keys[row]
-        kept = list(adjusted)
-        if key in seen or (kept and float(np.max(vectors[kept] @ vectors[row])) >= NEAR_DUPLICATE):
+    kept: list[int] = []  # positions in order
+    for position, row in enumerate(order):
+        key = int(served.passage_keys[row])
+        if key in seen or (
+            kept and float(np.max(candidates[kept] @ candidates[position])) >= NEAR_DUPLICATE
+        ):
             continue
         seen.add(key)
-        doc = chunks[row].doc_id
+        kept.append(position)
+        doc = int(served.passage_docs[row])
         adjusted[row] = scores[row] * SAME_DOCUMENT_DISCOUNT ** per_doc.get(doc, 0)
         per_doc[doc] = per_doc.get(doc, 0) + 1
     return sorted(adjusted, key=adjusted.__getitem__, reverse=True)[:k]
 
 
-def _hit(index: LoadedIndex, row: int, score: float, dense: float, lexical: float) -> Hit:
-    chunk = index.contents.chunks[row]
-    doc = index.contents.documents[chunk.doc_id]
+def _hit(index: LoadedIndex, chunk: ChunkRow, score: float, dense: float, lexical: float) -> Hit:
+    doc = index.served.documents[chunk.doc_id]
     return Hit(
         chunk_id=chunk.chunk_id,
         doc_id=doc.doc_id,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from indexer.errors import ConfigError
+from indexer.types import DenseSpec
 
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
@@ -189,6 +190,35 @@ class IndexSettings(SettingsGroup):
         "published URL; empty links to the local file.",
     )
     top_k: int = setting(5, "CLERK_TOP_K", "Passages cited with an answer.")
+    flat_max_passages: int = setting(
+        100_000,
+        "CLERK_FLAT_MAX_PASSAGES",
+        "Largest index searched exactly (FAISS flat inner product); a bigger one is built as "
+        "HNSW. On 2 shared cores one question's flat scan takes 9-14 ms at 100,000 passages and "
+        "15-17 ms at 150,000, against a 15 ms budget (bench/scale_1m.py).",
+    )
+    hnsw_m: int = setting(32, "CLERK_HNSW_M", "HNSW neighbours per passage (memory: 8·M bytes).")
+    hnsw_ef_construction: int = setting(
+        100,
+        "CLERK_HNSW_EF_CONSTRUCTION",
+        "HNSW candidates weighed while linking a passage: build time against recall.",
+    )
+    hnsw_ef_search: int = setting(
+        512,
+        "CLERK_HNSW_EF_SEARCH",
+        "HNSW candidates weighed per question: time against recall (at 1M passages 512 costs "
+        "under 1 ms at p50). Recorded in the build; a build is always searched with its own.",
+    )
+
+    def dense_spec(self, passages: int) -> DenseSpec:
+        """The FAISS index type for a build of this many passages."""
+        return DenseSpec.choose(
+            passages,
+            self.flat_max_passages,
+            self.hnsw_m,
+            self.hnsw_ef_construction,
+            self.hnsw_ef_search,
+        )
 
     def __post_init__(self) -> None:
         if self.index_workers < 0:

@@ -122,3 +122,23 @@ class IndexSummary:
         data = asdict(self)
         data["failed"] = list(self.failed)
         return data
+
+
+FLAT, HNSW = "flat", "hnsw"
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    """How a build's vectors are indexed and searched."""
+
+    kind: str = FLAT
+    m: int = 0  # HNSW: neighbours per node
+    ef_construction: int = 0  # HNSW: candidates weighed while linking a new node
+    ef_search: int = 0  # HNSW: candidates weighed per query (recall against speed)
+
+    @classmethod
+    def choose(cls, passages: int, flat_max: int, m: int, ef_construction: int, ef_search: int):
+        """Exact while a scan is fast enough, HNSW above `flat_max` passages."""
+        if passages <= flat_max:
+            return cls()
+        return cls(HNSW, m, ef_construction, ef_search)

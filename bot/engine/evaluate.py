@@ -119,8 +119,8 @@ def trial(answerer: Answerer, question: Question, mode: str = "hybrid") -> Trial
 
 def _wanted(answerer: Answerer, question: Question) -> set[tuple[str, int | None]]:
     """Expected (document, page) pairs, copies of a paper resolved to the document indexed."""
-    contents = answerer.searcher.index.contents
-    return {(contents.doc_of(src) or src, page) for src, page in question.expected}
+    index = answerer.searcher.index
+    return {(index.doc_of(src) or src, page) for src, page in question.expected}
 
 
 def answers(judged: Judged, question: Question, wanted: set) -> bool:

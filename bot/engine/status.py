@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 from bot.settings import Settings
-from indexer.store import build_dir_of, read_build
+from indexer.store import build_dir_of, read_catalogue
 
 
 def index_status(settings: Settings) -> dict:
     """Counts, councils, committees, newest meeting, build time, model, and failures."""
-    contents = read_build(settings.index.index_dir)
+    contents = read_catalogue(settings.index.index_dir)
     docs = contents.documents.values()
     statuses = Counter(f.status for f in contents.files)
     dates = [d.meeting_date for d in docs if d.meeting_date]
@@ -23,7 +23,7 @@ def index_status(settings: Settings) -> dict:
         "documents": len(contents.documents),
         "files": len(contents.files),
         "duplicates": statuses.get("duplicate", 0),
-        "chunks": len(contents.chunks),
+        "chunks": contents.passages,
         "pages": sum(d.pages for d in docs),
         "councils": sorted({d.council for d in docs}),
         "committees": sorted({f"{d.council}: {d.committee}" for d in docs}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import QuestionError
+from indexer.store import read_build
 from indexer.types import SearchFilters
 
 
@@ -30,7 +31,7 @@ def test_every_citation_quotes_text_that_was_extracted(answerer, searcher):
     )
 
     assert answer.answered
-    chunks = searcher.index.contents.chunks
+    chunks = read_build(searcher.index.build).chunks
     pages = {
         "\n".join(c.text for c in chunks[i : i + n]) for n in (1, 2, 3) for i in range(len(chunks))
     }
