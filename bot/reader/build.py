@@ -22,7 +22,6 @@ from bot.reader.score import reader_encoder
 from bot.settings import Settings
 from indexer.files import write_atomic
 from indexer.onnx_encoder import _versions, quantize_int8
-from indexer.search import LoadedIndex
 
 AGREEMENT = 0.995  # the int8 graph is kept only if its scores correlate this well with fp32
 
@@ -40,7 +39,7 @@ def build(
 
     clock: dict[str, float] = {}
     started = time.perf_counter()
-    index = LoadedIndex.load(settings.index.index_dir)
+    index = mine.Papers.of(settings.index.index_dir)
     encoder = reader_encoder(settings)
     encoder.ensure_built()
     texts = mine.passages(index)

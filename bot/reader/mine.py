@@ -14,13 +14,16 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from bot.engine.slots import sentences
 from bot.reader.questions import DECISION, facts, near_miss, write_question
 from bot.reader.text import reader_text
+from indexer.bm25 import BM25Index
 from indexer.search import LoadedIndex
+from indexer.store import BuildContents, build_dir_of, read_build, text_key
 
 POSITIVE, NEAR_MISS, OTHER_PAPER_BM25, OTHER_PAPER_DENSE, SAME_PAPER = (
     "positive", "near_miss", "other_paper_bm25", "other_paper_dense", "same_paper",
@@ -30,6 +33,22 @@ PER_PASSAGE = 4  # questions written from one passage at most
 _SAME_SLOTS = (SAME_PAPER, SAME_PAPER + "_2")
 NEGATIVE_SLOTS = (OTHER_PAPER_BM25, OTHER_PAPER_DENSE, *_SAME_SLOTS)  # slots 1-4 of a group
 SLOTS = 6  # pairs per question: positive, BM25, dense, 2 from the same paper, near-miss
+
+
+@dataclass(frozen=True)
+class Papers:
+    """What mining reads: one whole build, its BM25 table, and each passage's text key."""
+
+    contents: BuildContents
+    bm25: BM25Index
+    text_keys: list[int]
+
+    @classmethod
+    def of(cls, index_link: Path) -> Papers:
+        build = build_dir_of(index_link) or index_link  # resolved once: both reads, one build
+        contents = read_build(build)
+        bm25 = LoadedIndex.load(build).bm25
+        return cls(contents, bm25, [text_key(c.text) for c in contents.chunks])
 
 
 @dataclass(frozen=True)
@@ -43,7 +62,7 @@ class Mined:
     answer: str
 
 
-def passages(index: LoadedIndex) -> list[str]:
+def passages(index: Papers) -> list[str]:
     """The text the reader reads for each chunk row of the index."""
     docs = index.contents.documents
     return [
@@ -52,7 +71,7 @@ def passages(index: LoadedIndex) -> list[str]:
     ]
 
 
-def write_questions(index: LoadedIndex, texts: list[str], most: int, seed: int) -> list[Mined]:
+def write_questions(index: Papers, texts: list[str], most: int, seed: int) -> list[Mined]:
     """Up to `most` questions, at most PER_PASSAGE from a passage, each sentence used once."""
     rng = random.Random(seed)
     chunks, docs = index.contents.chunks, index.contents.documents
@@ -82,7 +101,7 @@ def write_questions(index: LoadedIndex, texts: list[str], most: int, seed: int) 
 
 
 def negatives(
-    index: LoadedIndex,
+    index: Papers,
     texts: list[str],
     mined: list[Mined],
     question_vectors: np.ndarray,
