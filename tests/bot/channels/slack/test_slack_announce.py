@@ -23,6 +23,7 @@ from bot.channels.email.clients import connect_imap, connect_smtp
 from bot.channels.slack.announce import LISTENER_GRACE, announce_requests
 from bot.channels.slack.cli import run_pass
 from bot.channels.slack.client import web_client
+from bot.channels.slack.jobs import MAX_ATTEMPTS
 from bot.channels.slack.notify import SlackNotifier
 from bot.promises.log import log_published_promises
 from bot.requests.model import Asker, utc_now
@@ -206,9 +207,12 @@ def test_when_the_listener_could_not_post_the_pass_takes_it_over_after_the_grace
     engine_settings, answerer
 ):
     with open_store(engine_settings) as store, SlackRig(engine_settings, answerer, store) as rig:
-        rig.api.refuse("chat.postMessage", "not_in_channel", channel=OFFICERS_CHANNEL)
+        # Slack refuses every attempt the job makes to tell officers
+        rig.api.refuse(
+            "chat.postMessage", "not_in_channel", times=MAX_ATTEMPTS, channel=OFFICERS_CHANNEL
+        )
         assert rig.event(mention(UNANSWERABLE)).status == 200
-        rig.api.wait_for("chat.postEphemeral")  # the listener failed, and apologised
+        rig.api.wait_for("chat.postEphemeral", timeout=60)  # the job gave up, and apologised
         [request] = store.list()
         assert officer_posts(rig.api, request.request_id) == []
         client = web_client(rig.settings)

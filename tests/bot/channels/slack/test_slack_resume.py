@@ -126,7 +126,8 @@ def test_a_request_logged_before_a_kill_is_logged_and_posted_to_officers_once(
     with open_store(engine_settings) as store:
         (request,) = store.list()
         assert len(request.askers) == 1
-        assert [event.action for event in store.history(request.request_id)] == ["logged"]
+        history = [event.action for event in store.history(request.request_id)]
+        assert history == ["logged", "announced"]  # logged once, posted to officers once
 
 
 def test_work_a_running_process_has_claimed_is_left_to_it(bot, api, engine_settings):
