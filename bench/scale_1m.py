@@ -415,7 +415,7 @@ def child_append(args) -> None:
     previous = read_build(args.home / "index")
     read_s = time.perf_counter() - started
     source = read_build(args.source_home / "index")
-    extra = replicate(source, len(source.chunks) + 2_000, first=10_000)
+    extra = replicate(source, len(source.chunks) + 2_000, first=10_000 + len(previous.chunks))
     new = [c for c in extra.chunks if c.doc_id not in previous.documents]
     rows = [i for i, c in enumerate(extra.chunks) if c.doc_id not in previous.documents]
     contents = BuildContents(

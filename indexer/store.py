@@ -434,7 +434,7 @@ class Served:
     documents: dict[str, DocumentRow]
     doc_ids: list[str]  # document number -> doc_id
     files: list[FileRow]
-    vectors: np.ndarray  # (passages, dimension), memory-mapped
+    vectors: np.ndarray  # (passages, dimension), mapped: its shape is checked, search reads FAISS
     dense_index: faiss.Index
     bm25: BM25Index
     passages: PassageTable
@@ -476,7 +476,7 @@ def _open(build: Path, params: Params) -> Served:
         passage_keys = np.load(build / "passage_keys.npy", allow_pickle=False)
     else:  # a build from before these files: worked out once from its passages
         passage_docs, passage_keys = _derive(passages, documents)
-    if bm25 is None:  # another tokenizer version
+    if bm25 is None:  # an older build, or another tokenizer: counted again here
         bm25 = BM25Index.build(
             passage_text(documents[c.doc_id].committee, c.heading, c.text) for c in passages.scan()
         )
