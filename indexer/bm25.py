@@ -8,8 +8,9 @@ A build directory holds the table as plain `.npy` arrays (no pickle):
                                           CSR by term: where each term's postings start, the
                                           passage rows, and each posting's BM25 weight (its term
                                           frequency already normalised by the passage's length)
-    bm25_row_starts.npy, bm25_row_terms.npy
-                                          CSR by passage: the term ids of each passage
+    bm25_row_starts.npy, bm25_row_terms.npy, bm25_row_counts.npy
+                                          CSR by passage: the term ids of each passage and their
+                                          frequencies (a refresh re-counts only new passages)
     bm25.json                             tokenizer version, k1, b, counts
 
 Serving maps the arrays (`numpy.load(mmap_mode="r")`): a query reads only the postings of its
@@ -33,7 +34,17 @@ from scipy import sparse
 from indexer.lexical import TOKENIZER_VERSION, tokenize
 
 K1, B = 1.2, 0.75
-_ARRAYS = ("term_starts", "idf", "postings", "passages", "weights", "row_starts", "row_terms")
+_ARRAYS = (
+    "term_starts",
+    "idf",
+    "postings",
+    "passages",
+    "weights",
+    "row_starts",
+    "row_terms",
+    "row_counts",
+)
+FORMAT = 2  # of the arrays: another one is rebuilt from the passages
 
 
 class SortedTerms(Sequence[str]):
@@ -81,34 +92,64 @@ class BM25Index:
         self._by_initial: dict[str, list[str]] = {}
 
     @classmethod
-    def build(cls, texts: Iterable[str]) -> BM25Index:
-        """Tokenize every passage once; compact arrays, not a Python object per posting."""
-        vocabulary: dict[str, int] = {}
-        row_terms, counts, row_starts, lengths = array("i"), array("i"), array("q", [0]), []
-        for text in texts:
-            tokens = tokenize(text)
-            lengths.append(len(tokens))
-            for term, n in Counter(tokens).items():
-                row_terms.append(vocabulary.setdefault(term, len(vocabulary)))
-                counts.append(n)
+    def build(
+        cls,
+        texts: Iterable[str],
+        previous: BM25Index | None = None,
+        old_rows: Sequence[int] = (),
+    ) -> BM25Index:
+        """BM25 over the passages `texts`, in compact arrays (not a Python object per posting).
+
+        With `previous`, a passage whose `old_rows` entry is a row of `previous` (not -1) takes
+        its counted terms from there, so only new passages are tokenized; the result is the
+        same as counting every passage again."""
+        names: list[str] = list(previous.terms) if previous is not None else []
+        vocabulary = {term: i for i, term in enumerate(names)}
+        row_terms, counts, row_starts = array("i"), array("i"), array("q", [0])
+        for row, text in enumerate(texts):
+            old = old_rows[row] if previous is not None else -1
+            if old >= 0 and previous is not None:
+                terms, tf = previous.counted(old)
+                row_terms.frombytes(terms.tobytes())
+                counts.frombytes(tf.tobytes())
+            else:
+                for term, n in Counter(tokenize(text)).items():
+                    if term not in vocabulary:
+                        vocabulary[term] = len(names)
+                        names.append(term)
+                    row_terms.append(vocabulary[term])
+                    counts.append(n)
             row_starts.append(len(row_terms))
-        names = sorted(vocabulary)
-        renumber = np.empty(len(names), dtype=np.int32)
-        renumber[[vocabulary[t] for t in names]] = np.arange(len(names), dtype=np.int32)
         del vocabulary
+        return cls._finish(names, row_terms, counts, row_starts)
+
+    @classmethod
+    def _finish(cls, names: list[str], row_terms: array, counts: array, row_starts: array):
+        """Sort the vocabulary (dropping terms no passage uses any more), then weigh."""
+        terms = np.frombuffer(row_terms, dtype=np.int32)
+        tf = np.frombuffer(counts, dtype=np.int32)
+        starts = np.frombuffer(row_starts, dtype=np.int64)
+        passages = len(starts) - 1
+        used = np.flatnonzero(np.bincount(terms, minlength=len(names)))
+        order = sorted(used.tolist(), key=names.__getitem__)
+        renumber = np.full(len(names), -1, dtype=np.int32)
+        renumber[order] = np.arange(len(order), dtype=np.int32)
         by_row = sparse.csr_matrix(
-            (
-                np.frombuffer(counts, dtype=np.int32).astype(np.float32),
-                renumber[np.frombuffer(row_terms, dtype=np.int32)],
-                np.frombuffer(row_starts, dtype=np.int64),
-            ),
-            shape=(len(lengths), len(names)),
+            (tf.astype(np.float32), renumber[terms], starts), shape=(passages, len(order))
         )
         by_row.sort_indices()
-        arrays = _weights(by_row, np.asarray(lengths, dtype=np.float32))
-        blob, starts = SortedTerms.pack(names)
-        arrays["term_starts"] = starts
-        return cls(SortedTerms(blob, starts), arrays, len(lengths))
+        of_row = np.repeat(np.arange(passages), np.diff(starts))
+        lengths = np.bincount(of_row, weights=tf, minlength=passages).astype(np.float32)
+        arrays = _weights(by_row, lengths)
+        blob, term_starts = SortedTerms.pack([names[i] for i in order])
+        arrays["term_starts"] = term_starts
+        return cls(SortedTerms(blob, term_starts), arrays, passages)
+
+    def counted(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """A passage's term ids and how often each occurs (int32 arrays)."""
+        lo, hi = int(self._a["row_starts"][row]), int(self._a["row_starts"][row + 1])
+        terms = np.asarray(self._a["row_terms"][lo:hi], dtype=np.int32)
+        return terms, np.asarray(self._a["row_counts"][lo:hi], dtype=np.int32)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for the query."""
@@ -152,7 +193,8 @@ class BM25Index:
         for name in _ARRAYS:
             with open(directory / f"bm25_{name}.npy", "wb") as f:
                 np.save(f, np.ascontiguousarray(self._a[name]), allow_pickle=False)
-        header = {"tokenizer": TOKENIZER_VERSION, "k1": K1, "b": B, "passages": self.size}
+        header = {"format": FORMAT, "tokenizer": TOKENIZER_VERSION, "k1": K1, "b": B}
+        header |= {"passages": self.size}
         (directory / "bm25.json").write_text(json.dumps(header | {"terms": len(self.terms)}))
 
     @classmethod
@@ -202,4 +244,5 @@ def _weights(by_row: sparse.csr_matrix, lengths: np.ndarray) -> dict[str, np.nda
         "weights": weights.astype(np.float32),
         "row_starts": by_row.indptr.astype(np.int64),
         "row_terms": by_row.indices.astype(np.int32),
+        "row_counts": by_row.data.astype(np.int32),
     }

@@ -6,14 +6,21 @@ HNSW (`IndexHNSWFlat`, inner product). The type and its parameters (M, efConstru
 are recorded in the build's params, and a query always runs as its build was made, whatever the
 settings of the process serving it.
 
-The index is written into the build directory (`dense.faiss`) and read back with its vectors
-memory-mapped, so processes serving one build share those pages.
+The index is written into the build directory (`dense.faiss`) and read back memory-mapped
+(vectors and graph), so the processes serving one build share those pages; the few vectors a
+question re-scores are read from it too, never from vectors.npy.
 
 Refresh: HNSW cannot remove a vector. When the new build keeps every passage of the previous
 one in the same rows and only appends (the common nightly case: new papers), the previous index
 is read and the new vectors added to it. When any passage left or moved (a paper withdrawn or
 changed), the index is built again from all vectors: row numbers are the ids FAISS returns, so a
-stale graph would point at the wrong passages.
+stale graph would point at the wrong passages. We chose that over an IndexIDMap2 with a flat
+delta index for changes: removals are rare, the rebuild takes minutes even at a million
+passages (bench/scale_1m.py) in a nightly job, and serving stays one index searched one way.
+
+Filters (committee, dates): a filter admitting few passages is searched exactly over those
+rows; otherwise the search skips passages outside it, and HNSW weighs proportionally more
+candidates so that it still finds enough inside.
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def refresh(
         publish(
             settings.home,
             contents,
-            lexical_index(contents),
+            lexical_index(contents, settings.index_dir),
             settings.dense_spec(len(contents.chunks)),
         )
         return _summary(plan, contents, published=True)

@@ -195,7 +195,7 @@ class IndexSettings(SettingsGroup):
         "CLERK_FLAT_MAX_PASSAGES",
         "Largest index searched exactly (FAISS flat inner product); a bigger one is built as "
         "HNSW. On 2 shared cores one question's flat scan takes 9-14 ms at 100,000 passages and "
-        "15-17 ms at 150,000, against a 15 ms budget (bench/scale_1m.py).",
+        "15-20 ms at 150,000, against a 15 ms budget (bench/scale_1m.py).",
     )
     hnsw_m: int = setting(32, "CLERK_HNSW_M", "HNSW neighbours per passage (memory: 8·M bytes).")
     hnsw_ef_construction: int = setting(

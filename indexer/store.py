@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -41,6 +42,8 @@ from indexer.bm25 import BM25Index
 from indexer.errors import IndexDamagedError, IndexIncompatibleError, IndexMissingError
 from indexer.lexical import passage_text
 from indexer.types import DenseSpec
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 KEEP_OLD_BUILDS = 1  # readers that loaded the previous build keep working while it lingers
@@ -233,12 +236,41 @@ def _damaged(build: Path, exc: Exception) -> IndexDamagedError:
     )
 
 
-def lexical_index(contents: BuildContents) -> BM25Index:
-    """BM25 over a build's passages."""
+def lexical_index(contents: BuildContents, index_link: Path | None = None) -> BM25Index:
+    """BM25 over a build's passages; with the published index's link, passages it already
+    counted (same passage, same committee) are not tokenized again."""
     docs = contents.documents
-    return BM25Index.build(
-        passage_text(docs[c.doc_id].committee, c.heading, c.text) for c in contents.chunks
-    )
+    texts = (passage_text(docs[c.doc_id].committee, c.heading, c.text) for c in contents.chunks)
+    previous = _previous_bm25(index_link, contents) if index_link is not None else None
+    if previous is None:
+        return BM25Index.build(texts)
+    bm25, old_rows = previous
+    log.info("BM25: %d passages counted before, %d new", sum(r >= 0 for r in old_rows),
+             sum(r < 0 for r in old_rows))  # fmt: skip
+    return BM25Index.build(texts, bm25, old_rows)
+
+
+def _previous_bm25(index_link: Path, contents: BuildContents):
+    """The published BM25 table and, for each passage of `contents`, its row there or -1."""
+    build = build_dir_of(index_link)
+    try:
+        bm25 = BM25Index.load(build) if build is not None else None
+        if bm25 is None or build is None:
+            return None
+        with closing(sqlite3.connect(f"file:{build / 'meta.sqlite3'}?mode=ro", uri=True)) as db:
+            # what BM25 reads of a passage: its text (in the chunk id), heading and committee
+            old = {
+                (chunk, heading, committee): row
+                for row, chunk, heading, committee in db.execute(
+                    "SELECT c.row, c.chunk_id, c.heading, d.committee FROM chunks c "
+                    "JOIN documents d ON d.doc_id = c.doc_id"
+                )
+            }
+    except (ValueError, TypeError, OSError, sqlite3.DatabaseError):
+        return None  # unreadable: everything is counted again
+    docs = contents.documents
+    keys = ((c.chunk_id, c.heading, docs[c.doc_id].committee) for c in contents.chunks)
+    return bm25, [old.get(key, -1) for key in keys]
 
 
 def text_key(text: str) -> int:
@@ -402,7 +434,7 @@ class Served:
     documents: dict[str, DocumentRow]
     doc_ids: list[str]  # document number -> doc_id
     files: list[FileRow]
-    vectors: np.ndarray  # (passages, dimension), memory-mapped
+    vectors: np.ndarray  # (passages, dimension), mapped: its shape is checked, search reads FAISS
     dense_index: faiss.Index
     bm25: BM25Index
     passages: PassageTable
@@ -444,7 +476,7 @@ def _open(build: Path, params: Params) -> Served:
         passage_keys = np.load(build / "passage_keys.npy", allow_pickle=False)
     else:  # a build from before these files: worked out once from its passages
         passage_docs, passage_keys = _derive(passages, documents)
-    if bm25 is None:  # another tokenizer version
+    if bm25 is None:  # an older build, or another tokenizer: counted again here
         bm25 = BM25Index.build(
             passage_text(documents[c.doc_id].committee, c.heading, c.text) for c in passages.scan()
         )

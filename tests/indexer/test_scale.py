@@ -167,3 +167,34 @@ def test_refresh_after_the_switch_adds_and_removes_passages_correctly(tmp_path, 
     searcher = Searcher(settings.index.index_dir, embedder)
     hits = searcher.search("LEVI capital funding amendment Liberal Democrats", k=10, mode="dense")
     assert hits and not any(h.source == LEVI for h in hits)
+
+
+def test_a_refresh_counts_only_new_passages_and_scores_as_counting_all(tmp_path, embedder, caplog):
+    corpus = copy_sample(tmp_path / "corpus", (LEVI, BRADFORD))
+    settings = _settings(tmp_path, corpus)
+    refresh(settings.index, [corpus], embedder)
+    shutil.copytree(REPO_CORPUS / JANUARY, corpus / JANUARY)
+    (corpus / LEVI).unlink()
+
+    with caplog.at_level("INFO", logger="indexer.store"):
+        refresh(settings.index, [corpus], embedder)
+
+    contents = read_build(settings.index.index_dir)
+    kept = sum(contents.documents[c.doc_id].source.startswith("bradford/") for c in contents.chunks)
+    added = len(contents.chunks) - kept
+    assert f"BM25: {kept} passages counted before, {added} new" in caplog.messages
+    texts = [
+        passage_text(contents.documents[c.doc_id].committee, c.heading, c.text)
+        for c in contents.chunks
+    ]
+    vocabulary, weights, idf = _reference_bm25(texts)
+    served = BM25Index.load(build_dir_of(settings.index.index_dir))
+    assert served is not None
+    assert len(served.terms) == len(vocabulary)  # terms only the withdrawn paper used are gone
+    for question in (*QUESTIONS, "LEVI capital funding"):
+        ids = [vocabulary[t] for t in set(tokenize(question)) if t in vocabulary]
+        before = np.asarray(weights[ids].sum(axis=0)).ravel()
+        np.testing.assert_allclose(served.scores(question), before, rtol=1e-6, atol=1e-6)
+        for term in tokenize(question):
+            expected = float(idf[vocabulary[term]]) if term in vocabulary else None
+            assert served.term_idf(term) == expected
