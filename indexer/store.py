@@ -159,13 +159,9 @@ def read_build(index_link: Path, expected: Params | None = None) -> BuildContent
     """Load a whole build; IndexMissingError before the first publish, IndexDamagedError when
     its files cannot be read or do not agree with each other."""
     build = build_dir_of(index_link)
-    if build is None or not (build / "params.json").is_file():
+    if build is None:
         raise IndexMissingError(f"no index published in {index_link.parent}; run `clerk index`")
-    try:
-        params = read_params(build)
-    except (ValueError, TypeError, OSError) as exc:
-        raise _damaged(build, exc) from exc
-    _check_compatible(params, expected)
+    params = _published_params(build, expected)
     try:
         contents = _read_contents(build, params)
     except (ValueError, TypeError, OSError, sqlite3.DatabaseError) as exc:
@@ -203,6 +199,19 @@ def read_catalogue(index_link: Path) -> Catalogue:
     if shape != (passages, params.dimension):
         raise _damaged(build, ValueError("vectors and passages do not match"))
     return Catalogue(params, docs, files, int(passages))
+
+
+def _published_params(build: Path, expected: Params | None) -> Params:
+    """A build's params, checked against what the caller expects; IndexMissingError when the
+    build holds none yet, IndexDamagedError when they cannot be read."""
+    if not (build / "params.json").is_file():
+        raise IndexMissingError(f"no index published in {build.parent}; run `clerk index`")
+    try:
+        params = read_params(build)
+    except (ValueError, TypeError, OSError) as exc:
+        raise _damaged(build, exc) from exc
+    _check_compatible(params, expected)
+    return params
 
 
 def _check_compatible(params: Params, expected: Params | None) -> None:
@@ -444,13 +453,7 @@ class Served:
 
 def open_served(build: Path, expected: Params | None = None) -> Served:
     """Open a build for serving; the same errors as `read_build`."""
-    if not (build / "params.json").is_file():
-        raise IndexMissingError(f"no index published in {build.parent}; run `clerk index`")
-    try:
-        params = read_params(build)
-    except (ValueError, TypeError, OSError) as exc:
-        raise _damaged(build, exc) from exc
-    _check_compatible(params, expected)
+    params = _published_params(build, expected)
     try:
         served = _open(build, params)
     except (ValueError, TypeError, OSError, RuntimeError, sqlite3.DatabaseError) as exc:
