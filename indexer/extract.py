@@ -14,15 +14,18 @@ A paper must not cost more than itself:
   themselves are at fault and `ReadingError` stops the run rather than blame every paper.
 
 With `CLERK_INDEX_WORKERS=0` papers are read in the calling process instead (no time limit).
-Workers are started with `spawn`: they hold pypdf and the papers, never the model or the index.
+Workers are started with `spawn`: they hold pypdf and the papers, never the model or the index,
+and the kernel ends them if the indexing process dies.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 AHEAD_PER_WORKER = 8  # papers read ahead per worker: the embedder stays fed past a slow one
 POLL_SECONDS = 1.0  # how often a waiting caller looks for papers past their time
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 
 @dataclass(frozen=True)
@@ -250,7 +254,7 @@ class _Pool:
                 workers,
                 mp_context=context,
                 initializer=_start_worker,
-                initargs=(self.started, _log_levels()),
+                initargs=(self.started, _log_levels(), os.getpid()),
             )
         except OSError as exc:  # no /dev/shm for the queues' locks, say
             raise ReadingError(
@@ -345,12 +349,26 @@ def _timed_out(timeout: float) -> str:
 _STARTED: Any = None
 
 
-def _start_worker(started: Any, levels: dict[str, int]) -> None:
-    """Set a worker up: where to say a paper began, and the caller's log levels."""
+def _start_worker(started: Any, levels: dict[str, int], parent: int) -> None:
+    """Set a worker up: where to say a paper began, the caller's log levels, and its end."""
     global _STARTED
     _STARTED = started
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when the indexing process dies, even by SIGKILL, so a
+    worker stuck in a paper never runs on alone (Linux; elsewhere the worker ends after its
+    paper)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request was made
+        os._exit(1)
 
 
 def _work(key: int, job: ReadJob) -> Extracted:

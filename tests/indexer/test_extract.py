@@ -141,13 +141,14 @@ def _index_with_a_stuck_paper(tmp_path, embedder, extra_env, while_running=None)
         finally:
             run.kill()
             run.wait()
-    return run.returncode, json.loads(out.read_text()), err.read_text(), tmp_path / "home"
+    return run.returncode, out.read_text(), err.read_text(), tmp_path / "home"
 
 
 def test_a_paper_that_hangs_its_worker_is_skipped_and_the_rest_indexed(tmp_path, embedder):
-    status, summary, log, home = _index_with_a_stuck_paper(
+    status, out, log, home = _index_with_a_stuck_paper(
         tmp_path, embedder, {"CLERK_PAPER_TIMEOUT": "5"}
     )
+    summary = json.loads(out)
 
     assert status == 1  # something failed, and the exit status says so
     assert summary["added"] == 2 and summary["published"]
@@ -162,8 +163,11 @@ def test_a_paper_that_hangs_its_worker_is_skipped_and_the_rest_indexed(tmp_path,
 
 
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:  # gone already
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -193,9 +197,10 @@ def test_a_paper_whose_worker_is_killed_is_skipped_and_the_rest_indexed(tmp_path
             except (OSError, ValueError):
                 continue
 
-    status, summary, log, home = _index_with_a_stuck_paper(
+    status, out, log, home = _index_with_a_stuck_paper(
         tmp_path, embedder, {"CLERK_PAPER_TIMEOUT": "3600"}, while_running=out_of_memory_killer
     )
+    summary = json.loads(out)
 
     assert killed  # a worker did die under the run
     assert status == 1 and summary["added"] == 2 and summary["published"]
@@ -203,6 +208,40 @@ def test_a_paper_whose_worker_is_killed_is_skipped_and_the_rest_indexed(tmp_path
     assert failure["source"] == STUCK and "stopped abruptly" in failure["reason"]
     assert f"skipped {STUCK}: its reading process stopped abruptly" in log
     assert len(read_build(home / "index").documents) == 2
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_no_worker_outlives_a_killed_index_run(tmp_path, embedder):
+    stuck: list[int] = []
+
+    def kill_the_run(clerk: int) -> None:
+        # As `docker stop` past its grace period would, once a worker is stuck in the paper.
+        busy = [pid for pid in _children(clerk) if _cpu_seconds(pid) > 3]
+        if busy and not stuck:
+            stuck.extend(busy)
+            os.kill(clerk, signal.SIGKILL)
+
+    status, *_ = _index_with_a_stuck_paper(
+        tmp_path, embedder, {"CLERK_PAPER_TIMEOUT": "3600"}, while_running=kill_the_run
+    )
+
+    assert status == -signal.SIGKILL and stuck
+    try:
+        for _ in range(100):
+            if not any(_running(pid) for pid in stuck):
+                break
+            time.sleep(0.2)
+        assert not any(_running(pid) for pid in stuck)  # not left spinning on its own
+    finally:
+        for pid in filter(_running, stuck):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(
