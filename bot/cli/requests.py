@@ -298,9 +298,9 @@ def run_purge(args, settings: Settings) -> int:
             print(f"Would purge {len(doomed)} request(s).")
             return _print_table(doomed) if doomed else None
         from bot.retention import purge_all
-        from indexer.embed import SentenceTransformerEmbedder  # loads the model only if needed
+        from indexer.embed import embedder_for  # the model loads only if needed
 
-        embedder = SentenceTransformerEmbedder(settings.index.model)
+        embedder = embedder_for(settings.index)  # the encoder the index was built with
         report = purge_all(settings, store, cutoff, _officer(args), embedder)
         if report.closed:
             print(f"Closed {len(report.closed)} request(s) answered long ago.")

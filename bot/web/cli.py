@@ -33,11 +33,11 @@ def run_web(args, settings: Settings) -> int:
     from bot.requests.service import open_store
     from bot.web.app import create_app
     from bot.web.serve import DeskServer
-    from indexer.embed import SentenceTransformerEmbedder  # loads the model on first answer only
+    from indexer.embed import embedder_for  # the model loads on the first answer only
 
     store = open_store(settings)
     try:
-        embedder = SentenceTransformerEmbedder(settings.index.model)
+        embedder = embedder_for(settings.index)  # the encoder the index was built with
         app = create_app(settings, store, build_notifiers(settings), embedder)
         server = DeskServer(app, args.host, args.port)
         print(f"clerk: the officers' desk is at {server.url}", file=sys.stderr, flush=True)

@@ -105,6 +105,15 @@ from bot.cli.main import main
 assert main(["index", sys.argv[1], "--json"]) == 0
 assert main(["ask", "--json", sys.argv[2]]) == 0
 import bot.channels.email.app, bot.channels.slack.app  # the other ways questions arrive
+import contextlib, io
+from bot.requests.model import Asker
+from bot.requests.service import open_store
+from bot.settings import Settings
+with open_store(Settings.from_env()) as store:
+    store.log("Who will chair the new panel?", Asker("cli", "carol"))
+with contextlib.redirect_stdout(io.StringIO()):  # an officer answers: re-indexed, same encoder
+    assert main(["requests", "answer", "1", "--text", "Cllr Smith, from May."]) == 0
+import bot.web.cli  # and the desk, which answers the same way
 heavy = ("torch", "sentence_transformers", "transformers")
 print(json.dumps({"heavy": [m for m in heavy if m in sys.modules]}))
 """
@@ -132,5 +141,11 @@ def test_indexing_and_answering_with_onnx_never_import_torch(tmp_path, onnx_embe
     assert run.returncode == 0, run.stderr
     summary, answer, modules = (json.loads(line) for line in run.stdout.splitlines())
     assert summary["added"] == 1 and summary["published"]
+    # the officer's answer was indexed with the index's own encoder, not a second model
+    params = json.loads((tmp_path / "home" / "index" / "params.json").read_text())
+    assert (
+        params["model"]
+        == embedder_for(Settings.from_env({"CLERK_ENCODER": "onnx-int8"}).index).name
+    )
     assert answer["answered"] and "LEVI" in json.dumps(answer["citations"])
     assert modules == {"heavy": []}
