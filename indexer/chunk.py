@@ -25,6 +25,10 @@ _LABEL = re.compile(
     r"supplementary question)\b.{0,60}$",
     re.IGNORECASE,
 )
+# Change when papers are cut differently: the next index run then re-reads every paper.
+CHUNKER_VERSION = 2
+# A recorded vote in minutes: "For (39)", "Against: 19", "Abstain (1)", then lists of names.
+_VOTE_TALLY = re.compile(r"^(for|against|abstain(ed|ing|ers|ions?)?)\s*[:(]?\s*\d+\)?:?$", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(£\"'‘“])")
 MAX_HEADING_WORDS = 12
 MAX_NUMBERED_HEADING_WORDS = 8
@@ -39,6 +43,7 @@ class Block:
 
     heading: str
     text: str
+    vote: bool = False  # a tally of a recorded vote with its names: a passage of its own
 
 
 def chunk_pages(doc_id: str, title: str, pages: Iterable[Page], max_words: int) -> list[Chunk]:
@@ -61,12 +66,25 @@ def split_blocks(text: str, heading: str) -> tuple[list[Block], str]:
 
     def flush() -> None:
         if current:
-            blocks.append(Block(heading, " ".join(current)))
+            blocks.append(Block(heading, " ".join(current), bool(_VOTE_TALLY.match(current[0]))))
             current.clear()
 
+    in_vote = False  # a tally's list of names runs on across blank lines
     for line in (ln.strip() for ln in text.split("\n")):
         if not line:
-            previous = ""
+            previous = "" if not in_vote else previous
+            continue
+        if _VOTE_TALLY.match(line):  # each tally starts a unit; none is a heading
+            in_vote = True
+            flush()
+            current.append(line)
+            previous = line
+            continue
+        if in_vote and (is_heading(line, "") or _NUMBERED_PARA.match(line)):
+            in_vote = False
+        if in_vote:
+            current.append(line)
+            previous = line
             continue
         if is_heading(line, previous):
             flush()
@@ -87,7 +105,7 @@ def split_blocks(text: str, heading: str) -> tuple[list[Block], str]:
 def is_heading(line: str, previous: str) -> bool:
     """A short line standing on its own that names what follows."""
     words = line.split()
-    if not words or len(words) > MAX_HEADING_WORDS or len(line) > 90:
+    if not words or len(words) > MAX_HEADING_WORDS or len(line) > 90 or _VOTE_TALLY.match(line):
         return False
     if _LABEL.match(line) and len(words) <= 6:
         return True
@@ -119,7 +137,9 @@ def pack_blocks(blocks: list[Block], max_words: int) -> list[tuple[str, str]]:
     buffer_heading, size, has_body = "", 0, False
     for block in blocks:
         words = len(block.text.split())
-        if has_body and (block.heading != buffer_heading or size + words > max_words):
+        # name lists run to more word pieces than words, so a tally never joins its neighbours
+        joins = block.heading == buffer_heading and size + words <= max_words and not block.vote
+        if has_body and not joins:
             out.append((buffer_heading, " ".join(buffer)))
             buffer, size, has_body = [], 0, False
         if words > max_words:

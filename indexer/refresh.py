@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.chunk import CHUNKER_VERSION
 from indexer.embed import Embedder
 from indexer.errors import (
     ConfigError,
@@ -89,7 +90,12 @@ def refresh(
     with exclusive_lock(settings.home / "index.lock", "index build"):
         if removed := remove_abandoned_staging(settings.home):
             log.info("removed %d half-written builds left by an interrupted run", removed)
-        params = Params(embedder.name, _dimension(settings, embedder), settings.chunk_words)
+        params = Params(
+            embedder.name,
+            _dimension(settings, embedder),
+            settings.chunk_words,
+            chunker=CHUNKER_VERSION,
+        )
         previous = _previous_build(settings, params)
         encoding = _Encoding(embedder, progress)
         with PaperReader(settings.index_workers, settings.paper_timeout) as reader:
@@ -121,12 +127,21 @@ def _dimension(settings: IndexSettings, embedder: Embedder) -> int:
 
 def _previous_build(settings: IndexSettings, params: Params) -> BuildContents | None:
     try:
-        return read_build(settings.index_dir, expected=params)
+        previous = read_build(settings.index_dir, expected=params)
     except IndexMissingError:
         return None
     except (IndexIncompatibleError, IndexDamagedError) as exc:
         log.warning("rebuilding from scratch: %s", exc)
         return None
+    if previous.params.chunker != params.chunker:
+        log.warning(
+            "papers are now cut into passages differently (chunker %d, index built with %d): "
+            "re-reading every paper",
+            params.chunker,
+            previous.params.chunker,
+        )
+        return None
+    return previous
 
 
 def _plan(

@@ -74,6 +74,9 @@ class Params:
     dimension: int
     chunk_words: int
     format_version: int = FORMAT_VERSION
+    # how papers were cut into passages (indexer.chunk.CHUNKER_VERSION); a newer cut re-reads
+    # every paper at the next run, while serving an older cut meanwhile is still right
+    chunker: int = 1
     built_at: str = ""
     # chosen when published, by the number of passages; another type needs no re-embedding
     dense: DenseSpec = field(default_factory=DenseSpec)

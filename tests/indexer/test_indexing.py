@@ -188,6 +188,27 @@ def test_changing_the_chunking_rebuilds(settings, corpus, embedder):
     assert read_build(smaller.index.index_dir).params.chunk_words == 60
 
 
+def test_an_index_cut_by_an_older_chunker_is_rebuilt_and_served_meanwhile(
+    settings, corpus, embedder
+):
+    from bot.engine.answer import Answerer
+    from indexer.chunk import CHUNKER_VERSION
+
+    refresh(settings.index, [corpus], embedder)
+    build = build_dir_of(settings.index.index_dir)
+    params = json.loads((build / "params.json").read_text())
+    del params["chunker"]  # as builds made before the chunker was recorded
+    (build / "params.json").write_text(json.dumps(params))
+
+    # until the next run, the older cut is still served
+    assert Answerer.from_settings(settings, embedder).answer("LEVI amendment amount?").citations
+    summary = refresh(settings.index, [corpus], embedder)
+
+    assert summary.added == 2 and summary.published
+    assert read_build(settings.index.index_dir).params.chunker == CHUNKER_VERSION
+    assert not refresh(settings.index, [corpus], embedder).published  # and then incremental
+
+
 def test_chunks_fit_the_model_window(shared_index, embedder):
     contents = read_build(shared_index.index.index_dir)
     longest = max(embedder.count_tokens(f"{c.heading}\n{c.text}") for c in contents.chunks)

@@ -72,6 +72,27 @@ def test_headings_are_short_standalone_lines_not_sentence_openings():
     assert not is_heading("continues from the line above", "the council agreed to")
 
 
+def test_a_recorded_vote_stays_under_the_item_it_decides():
+    # as pypdf reads Kent's printed minutes: tallies on their own lines, names wrapped, blank
+    # lines between; the vote starts a page, so the item's heading comes from the page before
+    before = Page(9, "285. English Devolution White Paper\nThe Chairman put the motion to the vote.")
+    votes = Page(
+        10,
+        "For (39)\n\nMr Baker, Mr Bartlett, Mrs Bell,\nMr Booth, Ms Wright\n\n"
+        "Against (19)\n\nMr Baldock, Mr Brady,\nDr Sullivan\n\n"
+        "Abstain (1)\n\nMs Constantine\nSubstantive Motion carried.",
+    )
+    chunks = chunk_pages("doc", "Minutes", [before, votes], max_words=140)
+    on_page = [c for c in chunks if c.page == 10]
+    assert all(c.heading == "Minutes — 285. English Devolution White Paper" for c in on_page)
+    # each tally keeps its whole list of names, however it was wrapped
+    assert any(c.text == "For (39) Mr Baker, Mr Bartlett, Mrs Bell, Mr Booth, Ms Wright"
+               for c in on_page)  # fmt: skip
+    assert any(c.text.startswith("Against (19) Mr Baldock, Mr Brady, Dr Sullivan")
+               for c in on_page)  # fmt: skip
+    assert not is_heading("Against (19)", "")
+
+
 def test_titles_come_from_published_file_names():
     assert title_from_filename("Budget%20Amendments%2013th-Feb-2025.pdf") == (
         "Budget Amendments 13th-Feb-2025"
