@@ -90,7 +90,8 @@ def _evidence(
     passage = set(tokenize(text)) | surroundings
     paper = context.paper_terms(hit.doc_id) | surroundings
     weights = {t: context.weight(t) for t in slots.terms}
-    best, best_terms = _best_sentence(slots, text, weights, surroundings)
+    known = frozenset(slots.terms)
+    best, best_terms = _best_sentence(slots, text, weights, surroundings, known)
     values = {
         "dense": max(0.0, hit.dense),
         "dense_below_best": top_dense - hit.dense,
@@ -102,15 +103,19 @@ def _evidence(
         "constraints_in_sentence": _share(slots.constraints, best_terms | surroundings),
         "constraints_in_passage": _share(slots.constraints, passage),
         "constraints_in_paper": _share(slots.constraints, paper),
-        "kind_in_sentence": float(holds_kind(slots.asks, best)),
-        "kind_in_passage": float(holds_kind(slots.asks, text)),
+        "kind_in_sentence": float(holds_kind(slots.asks, best, known)),
+        "kind_in_passage": float(holds_kind(slots.asks, text, known)),
         "meeting_agrees": _meeting_agrees(slots, hit),
     }
     return Evidence(hit, values, best, text)
 
 
 def _best_sentence(
-    slots: QuestionSlots, text: str, weights: dict[str, float], surroundings: set[str]
+    slots: QuestionSlots,
+    text: str,
+    weights: dict[str, float],
+    surroundings: set[str],
+    known: frozenset[str],
 ) -> tuple[str, set[str]]:
     """The sentence that best holds the asked kind of thing with the question's subject."""
     best, best_terms, best_score = "", set(), -1.0
@@ -119,7 +124,7 @@ def _best_sentence(
         score = (
             _coverage(weights, terms | surroundings)
             + _share(slots.constraints, terms | surroundings)
-            + float(holds_kind(slots.asks, sentence))
+            + float(holds_kind(slots.asks, sentence, known))
         )
         if score > best_score:
             best, best_terms, best_score = sentence, terms, score

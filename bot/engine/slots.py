@@ -118,9 +118,27 @@ def _whole(token: str, terms: tuple[str, ...]) -> bool:
     return not any(token != other and token in re.split(r"[./-]", other) for other in terms)
 
 
-def holds_kind(kind: str | None, sentence: str) -> bool:
-    """Whether a sentence could state the asked kind of answer."""
-    return kind is None or bool(_HOLDS[kind].search(sentence))
+def holds_kind(kind: str | None, sentence: str, known: frozenset[str] = frozenset()) -> bool:
+    """Whether a sentence could state the asked kind of answer: something of that kind which
+    the question did not already say (`known`, its terms). A year the question names is not
+    the amount it asks for, nor "a Planning Inspector" the inspector's name."""
+    if kind is None:
+        return True
+    for match in _HOLDS[kind].finditer(sentence):
+        start, end = _whole_words(sentence, match.start(), match.end())
+        said = set(tokenize(sentence[start:end]))
+        if not said or said - known:
+            return True
+    return False
+
+
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """A match widened to the whole words it touches ("£2" in "£2.1m" -> "£2.1m")."""
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return start, end
 
 
 def sentences(text: str) -> list[str]:

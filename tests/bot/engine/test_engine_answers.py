@@ -127,6 +127,20 @@ def test_a_how_many_question_needs_a_figure_and_a_decision_a_resolution():
     assert not holds_kind("decision", "Cabinet is asked to consider the plan.")
 
 
+def test_the_asked_thing_must_be_something_the_question_did_not_already_say():
+    from bot.engine.slots import holds_kind, read_question
+
+    reserves = read_question("What were total usable reserves at the end of 2023-24?")
+    known = frozenset(reserves.terms)
+    # the year the question names is not the amount it asks for
+    assert not holds_kind(reserves.asks, "In 2023-24 usable reserves fell again.", known)
+    assert holds_kind(reserves.asks, "In 2023-24 usable reserves fell to £357.6m.", known)
+    inspector = read_question("Who was the planning inspector who examined the plan?")
+    known = frozenset(inspector.terms)
+    assert not holds_kind(inspector.asks, "It was examined by a Planning Inspector.", known)
+    assert holds_kind(inspector.asks, "The Inspector, Joanne Burston, examined it.", known)
+
+
 def test_replies_say_which_kind_they_are(answerer):
     answered = answerer.answer(
         "How much LEVI capital funding did the Liberal Democrats' amendment propose?"
