@@ -187,17 +187,26 @@ def _stemmer():
     return stemmer
 
 
+_ORDINAL = re.compile(r"(\d{1,2})(st|nd|rd|th)")
+_YEARS = re.compile(r"(20\d\d|19\d\d)[-/](\d{4}|\d{2})")
+_DECISION = re.compile(r"(\d{2})[-/](\d{5})")
+_MONEY = re.compile(r"\d+\.\d+[a-z]+")
+_PART_SEPARATORS = re.compile(r"[./-]")
+
+
 def canonical(token: str) -> str:
     """One spelling for a figure written several ways: 2025/2026 -> 2025-26; 27,000 -> 27000."""
+    if token.isalpha():  # most tokens: words, which have one spelling
+        return token
     token = token.replace(",", "")
-    ordinal = re.fullmatch(r"(\d{1,2})(st|nd|rd|th)", token)
+    ordinal = _ORDINAL.fullmatch(token)
     if ordinal:
         return ordinal.group(1)
-    years = re.fullmatch(r"(20\d\d|19\d\d)[-/](\d{4}|\d{2})", token)
+    years = _YEARS.fullmatch(token)
     if years:
         first, second = years.groups()
         return f"{first}-{second[-2:]}"
-    decision = re.fullmatch(r"(\d{2})[-/](\d{5})", token)
+    decision = _DECISION.fullmatch(token)
     return f"{decision.group(1)}/{decision.group(2)}" if decision else token
 
 
@@ -220,10 +229,10 @@ def tokenize(text: str) -> list[str]:
         if token in STOPWORDS or len(token) < 2 and not token.isdigit():
             continue
         tokens.append(_stem(token))
-        if re.fullmatch(r"\d+\.\d+[a-z]+", token):  # money such as 2.149m: also 2.149
+        if _MONEY.fullmatch(token):  # money such as 2.149m: also 2.149
             tokens.append(token.rstrip("abcdefghijklmnopqrstuvwxyz"))
         elif any(sep in token for sep in "./-"):
-            parts = [p for p in re.split(r"[./-]", token) if p and p not in STOPWORDS]
+            parts = [p for p in _PART_SEPARATORS.split(token) if p and p not in STOPWORDS]
             tokens.extend(_stem(p) for p in parts if len(parts) > 1)
     return tokens
 

@@ -9,8 +9,10 @@ names is the passage's meeting. Every feature is in 0..1 (or -1..1 for agreement
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from bot.engine.slots import QuestionSlots, holds_kind, sentences
 from indexer.lexical import tokenize
@@ -71,25 +73,27 @@ def gather(slots: QuestionSlots, hits: list[Hit], context: Context) -> list[Evid
     """Evidence for each retrieved passage, in retrieval order."""
     top_lexical = max((h.lexical for h in hits), default=0.0) or 1.0
     top_dense = max((h.dense for h in hits), default=0.0)
+    weights = {t: context.weight(t) for t in slots.terms}
     return [
-        _evidence(slots, hit, position, top_lexical, top_dense, context)
+        _evidence(slots, weights, hit, position, top_lexical, top_dense, context)
         for position, hit in enumerate(hits)
     ]
 
 
 def _evidence(
     slots: QuestionSlots,
+    weights: dict[str, float],
     hit: Hit,
     position: int,
     top_lexical: float,
     top_dense: float,
     context: Context,
 ) -> Evidence:
-    surroundings = set(tokenize(f"{hit.title} {hit.heading}")) | context.council_terms(hit)
+    title_terms = _terms(f"{hit.title} {hit.heading}")
+    surroundings = title_terms | context.council_terms(hit)
     text = context.around(hit) or hit.text
-    passage = set(tokenize(text)) | surroundings
+    passage = _terms(text) | surroundings
     paper = context.paper_terms(hit.doc_id) | surroundings
-    weights = {t: context.weight(t) for t in slots.terms}
     known = frozenset(slots.terms)
     best, best_terms = _best_sentence(slots, text, weights, surroundings, known)
     values = {
@@ -98,7 +102,7 @@ def _evidence(
         "rank": 1.0 / (1 + position),
         "lexical": max(0.0, hit.lexical) / top_lexical,
         "coverage": _coverage(weights, passage),
-        "title_coverage": _coverage(weights, set(tokenize(f"{hit.title} {hit.heading}"))),
+        "title_coverage": _coverage(weights, title_terms),
         "sentence_coverage": _coverage(weights, best_terms | surroundings),
         "constraints_in_sentence": _share(slots.constraints, best_terms | surroundings),
         "constraints_in_passage": _share(slots.constraints, passage),
@@ -114,13 +118,13 @@ def _best_sentence(
     slots: QuestionSlots,
     text: str,
     weights: dict[str, float],
-    surroundings: set[str],
+    surroundings: AbstractSet[str],
     known: frozenset[str],
-) -> tuple[str, set[str]]:
+) -> tuple[str, frozenset[str]]:
     """The sentence that best holds the asked kind of thing with the question's subject."""
-    best, best_terms, best_score = "", set(), -1.0
+    best, best_terms, best_score = "", frozenset[str](), -1.0
     for sentence in sentences(text):
-        terms = set(tokenize(sentence))
+        terms = _terms(sentence)
         score = (
             _coverage(weights, terms | surroundings)
             + _share(slots.constraints, terms | surroundings)
@@ -131,14 +135,20 @@ def _best_sentence(
     return best, best_terms
 
 
-def _coverage(weights: dict[str, float], present: set[str]) -> float:
+@lru_cache(maxsize=8192)
+def _terms(text: str) -> frozenset[str]:
+    """A text's terms; the same passages and sentences come back question after question."""
+    return frozenset(tokenize(text))
+
+
+def _coverage(weights: dict[str, float], present: AbstractSet[str]) -> float:
     total = sum(weights.values())
     if total == 0:
         return 1.0
     return sum(w for t, w in weights.items() if t in present) / total
 
 
-def _share(wanted: frozenset[str], present: set[str] | frozenset[str]) -> float:
+def _share(wanted: frozenset[str], present: AbstractSet[str]) -> float:
     return 1.0 if not wanted else len(wanted & present) / len(wanted)
 
 

@@ -75,7 +75,7 @@ def test_headings_are_short_standalone_lines_not_sentence_openings():
 def test_a_recorded_vote_stays_under_the_item_it_decides():
     # as pypdf reads Kent's printed minutes: tallies on their own lines, names wrapped, blank
     # lines between; the vote starts a page, so the item's heading comes from the page before
-    before = Page(9, "285. English Devolution White Paper\nThe Chairman put the motion to the vote.")
+    before = Page(9, "285. English Devolution White Paper\nThe motion was put to the vote.")
     votes = Page(
         10,
         "For (39)\n\nMr Baker, Mr Bartlett, Mrs Bell,\nMr Booth, Ms Wright\n\n"
