@@ -40,11 +40,15 @@ _ASKS = (
     ),
     (DATE, re.compile(r"^\W*when\b|\bwhat (date|day|year|month)\b|\bby when\b|\bdeadline\b")),
     (PERSON, re.compile(r"^\W*who\b|\bwhich (councillors?|members?|officers?|persons?|people)\b")),
+    # a decision is asked for when deciding is the question's verb ("what did Cabinet agree",
+    # "was it adopted"), not when "decision 24/00093" or "the changes agreed" only name a thing
     (
         DECISION,
         re.compile(
-            r"\b(decide[ds]?|decision|resolve[ds]?|resolution|agree[ds]?|approve[ds]?|adopt(ed|s)?"
-            r"|endorse[ds]?|outcome)\b"
+            r"\b(did|does|do|will|would|was|were|has|have|to)\b(\s+[\w'’-]+){0,6}?\s+"
+            r"(decide|resolve|agree|approve|adopt|endorse)\b"
+            r"|\bwhat (was|were|has been|have been) (decided|resolved|agreed|approved|adopted"
+            r"|endorsed)\b|\boutcome\b|\bwhat happened (to|with|at)\b"
         ),
     ),
 )

@@ -114,6 +114,10 @@ def test_the_kind_of_thing_asked_for_is_read_from_the_question():
     assert read_question("When does the consultation close?").asks == "date"
     assert read_question("Who seconded the amendment?").asks == "person"
     assert read_question("What did Cabinet decide on 24/00109?").asks == "decision"
+    assert read_question("Did the council formally agree the plan?").asks == "decision"
+    # a decision only named, not asked for
+    assert read_question("What must happen before a called-in decision is reviewed?").asks is None
+    assert read_question("Which section did the changes agreed in March amend?").asks is None
     slots = read_question("What did Cabinet decide on 24/00109 for 2025/26 in Maidstone?")
     assert {"24/00109", "2025-26"} <= slots.figures and "maidston" in slots.names
 
