@@ -2,8 +2,9 @@
 
 "Further information will be provided", "a written answer will be sent", "officers to circulate
 the figures", "ACTION: ..." are promises; "Members noted the information provided" and "the
-report was circulated" are not (done, not owed). Pure text rules, so that what counts as a
-promise can be read here and measured (eval/promises/, `python -m bot.promises.evaluate`).
+report was circulated" are not (done, not owed). Whether a sentence promises is the learnt
+classifier's call (`bot.promises.model`, trained by `python -m bot.promises.train`, measured by
+`python -m bot.promises.evaluate`); who made it and to whom are read here where the text says.
 """
 
 from __future__ import annotations
@@ -11,26 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# What is promised: information of some kind.
-_THING = (
-    r"(?:further |more |additional |full |detailed |a |the |an |any |written |separate |"
-    r"specific |up-to-date |updated |)"
-    r"(?:information|answer|response|reply|details?|figures?|data|breakdown|briefing|note|update|"
-    r"clarification|explanation|report|analysis|list|numbers?|costs?|statistics|summary|"
-    r"feedback|confirmation|paper|message|letter|e-?mail|link)s?"
-)
-# Giving it.
-_GIVE = (
-    r"(?:provide[ds]?|circulate[ds]?|sen[dt]|supplie[ds]|supply|share[ds]?|forward(?:ed)?|"
-    r"give[ns]?|made available|reported back|report back|distributed|distribute|"
-    r"e-?mailed|e-?mail|write|written|issued|confirm(?:ed)?|follow(?:ed)? up)"
-)
-# "could" is kept: minutes record offers that way ("Further information could be provided to
-# Members"); "should" and "can" are not: they recommend or describe.
-_FUTURE = r"(?:will|would|shall|could|agreed to|undertook to|promised to)"
-# A short stretch of words that does not turn the sentence into a description of something else
-# ("information regarding what services will be provided" promises nothing).
-_GAP = r"(?:(?!\b(?:what|which|how|whether|services?)\b)[^.;:?]){0,40}?"
+from bot.promises.model import default_model
+
 _BY_PERSON = (
     r"(?:officers?|(?:my |our )?officials|the officer|he|she|they|we|I|"
     r"the (?:Cabinet Member|Leader|Director|Chairman|Chair|Head of [A-Z][a-z]+|"
@@ -38,84 +21,16 @@ _BY_PERSON = (
     r"(?-i:(?:Mr|Mrs|Ms|Miss|Dr|Cllr|Councillor) [A-Z][A-Za-z'-]+|[A-Z][a-z]+ [A-Z][A-Za-z'-]+))"
 )
 
-_UNDERTAKES = (
-    r"(?:will|would|shall|agreed to|undertook to|promised to|offered to|to|"
-    r"(?:was|were|is|are|would be) (?:happy|willing|pleased) to)"
+# Done, not owed: whatever the classifier makes of its words, a sentence that reports the
+# giving as done ("had been circulated", "was provided") or asks a question promises nothing.
+_GIVEN = (
+    r"(?:provided|circulated|sent|supplied|shared|forwarded|given|made available|reported back|"
+    r"distributed|e-?mailed|written|issued|confirmed|followed up)"
 )
-_WORDS = r"(?:[\w'’-]+,? ){0,8}?"  # "look at this data again and", "come back to the panel"
-PATTERNS = (
-    # "Further information will be provided to Members", "a written answer would be sent"
-    re.compile(rf"\b{_THING}\b{_GAP}\b{_FUTURE} be {_GIVE}\b", re.IGNORECASE),
-    # "officers will circulate the links", "Ms Coombs offered to come back to the panel"
-    re.compile(
-        rf"\b{_BY_PERSON}\b {_UNDERTAKES} {_WORDS}(?:circulate|write to|report back|come back|"
-        rf"follow up|respond to|reply to)\b",
-        re.IGNORECASE,
-    ),
-    # "Mr Smith agreed to provide a breakdown", "I will share further information later"
-    re.compile(
-        rf"\b{_BY_PERSON}\b {_UNDERTAKES} {_WORDS}(?:provide|send|supply|share|forward|give|"
-        rf"e-?mail|confirm)\b {_WORDS}{_THING}\b",
-        re.IGNORECASE,
-    ),
-    # "... and offered to come back to the panel with the data": the verb names a person's offer
-    re.compile(
-        rf"\b(?:offered|undertook|promised) to {_WORDS}(?:provide|circulate|send|share|supply|"
-        rf"come back|report back|follow up|write to)\b"
-    ),
-    # "a written answer will follow", "figures to follow"
-    re.compile(rf"\b{_THING}\b{_GAP}\b(?:will|would|to) follow\b", re.IGNORECASE),
-    # "ACTION: officers to ...", "Action - circulate ..."
-    re.compile(r"^\s*action(?:\s*:|\s+-|\s+point\s*:)", re.IGNORECASE),
-    # "a detailed update would be brought back to Cabinet in due course", "that a further report
-    # come to the Committee", "will return to the Committee": a one-off report owed to a body
-    re.compile(
-        rf"\b(?:will|would|shall|to|that|intention to|agreed? (?:that|to))\s+{_WORDS}(?:be )?"
-        r"(?:(?:brought|bought|come|coming|returned?|bring|brings|report(?:ed)?|presented?|"
-        r"considered)(?: back)?|submitted) (?:to|by|at|before) (?:a |the |an )?"
-        r"(?:future|later|next|subsequent)?\s?(?:meeting|Members|Panel|(?:[A-Z][\w,]*\s){0,6}(?:Committee|Cabinet|"
-        r"Council|Board))\b(?![^.]*\b(?:in|every) (?:\d+|twelve|six) months)"
-    ),
-    # "changes will be communicated to Members in writing", "published and sent to all Members"
-    re.compile(
-        rf"\b{_FUTURE} be {_WORDS}(?:communicated|sent|circulated|provided|shared|emailed|given) "
-        r"to (?:all )?(?:Members|Member|Councillors|the (?:Panel|Committee|questioner))\b",
-        re.IGNORECASE,
-    ),
-    # "Cabinet will receive a verbal update", "You will receive under separate cover a letter"
-    re.compile(
-        rf"\b(?:will|would) receive (?:a |an |the )?(?:verbal |written |further |separate )?"
-        rf"(?:{_THING}|under separate cover)",
-        re.IGNORECASE,
-    ),
-    # "I will be writing separately to", "I have asked the Highways Manager to contact you"
-    re.compile(r"\b(?:will be writing|will write) (?:separately )?to\b", re.IGNORECASE),
-    re.compile(r"\basked [^.]{0,60}\bto (?:contact|write to|respond to|reply to) you\b"),
-    # "JG will communicate the slides to all members": initials name a person in action notes
-    re.compile(
-        r"\b(?-i:[A-Z]{2,3}) (?:will|to) (?:communicate|circulate|send|share|provide|forward)\b"
-    ),
-    # "PROVIDE a report to the Committee", "AGREE to present further information": resolutions
-    re.compile(rf"^(?:PROVIDE|CIRCULATE|SHARE|AGREE to (?:present|provide|circulate)) {_THING}"),
-    # "requested that a copy of the statement be shared with the minutes"
-    re.compile(
-        r"\b(?:requested|asked|agreed) that\b[^.]{0,120}\bbe (?:shared|circulated|provided|sent)"
-        r"\b"
-    ),
-    # "to be circulated to Members", "figures to be provided outside the meeting"
-    re.compile(r"\bto be (?:circulated|reported back|e-?mailed)\b", re.IGNORECASE),
-    re.compile(rf"\b{_THING}\b{_GAP}\bto be {_GIVE}\b", re.IGNORECASE),
-)
-# Done, not owed: the sentence reports that it already happened or was merely noted.
-NOT_PROMISES = (
-    re.compile(
-        r"\b(?:noted|received|considered|welcomed) the\b[^.]{0,40}\b(?:provided|circulated)"
-    ),
-    re.compile(rf"\b(?:has|have|had) (?:now |already |previously )?been {_GIVE}\b", re.IGNORECASE),
-    re.compile(r"\bas (?:circulated|provided|set out|tabled)\b", re.IGNORECASE),
-    re.compile(rf"\bwas {_GIVE}\b(?![^.]*\b(?:will|would)\b)", re.IGNORECASE),
-    re.compile(r"\bcontinues? to be\b", re.IGNORECASE),  # what goes on, not what is owed
-    re.compile(r"\?\s*$"),  # a question asks; it does not promise
+_DONE = (
+    re.compile(rf"\b(?:has|have|had) (?:now |already |previously )?been {_GIVEN}\b", re.I),
+    re.compile(rf"\bwas {_GIVEN}\b(?![^.]*\b(?:will|would)\b)", re.I),
+    re.compile(r"\?\s*$"),
 )
 _TO_WHOM = re.compile(
     r"\bto (?P<whom>(?:all )?(?:Members|Member|Councillors|the (?:Committee|Member|Members|"
@@ -141,9 +56,7 @@ class PromiseSentence:
 def is_promise(sentence: str) -> bool:
     """Whether this sentence undertakes to give information later."""
     text = " ".join(sentence.split())
-    if not any(p.search(text) for p in PATTERNS):
-        return False
-    return not any(p.search(text) for p in NOT_PROMISES)
+    return default_model().is_promise(text) and not any(p.search(text) for p in _DONE)
 
 
 def split_sentences(text: str) -> list[str]:
