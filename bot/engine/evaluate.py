@@ -183,6 +183,11 @@ def summarise(trials: list[Trial]) -> dict:
         "fully_right_of_answerable": share(answerable, lambda t: t.outcome == FULLY_RIGHT),
         "wrong_answers_of_all": share(trials, lambda t: t.outcome == WRONG),
         "declined_of_answerable": share(answerable, lambda t: t.outcome == FALSE_DECLINE),
+        # declined, but the passage holding the fact is among the nearest passages shown
+        "declined_with_fact_shown_of_answerable": share(
+            answerable,
+            lambda t: t.outcome == FALSE_DECLINE and (t.rank or 99) <= len(t.answer.nearest),
+        ),
         "near_misses_declined": share(near, lambda t: not t.answer.answered),
         "off_topic_declined": share(off, lambda t: not t.answer.answered),
         "unanswerable_shown_as_discussed": share(
@@ -314,7 +319,9 @@ def render_report(reports: dict) -> str:
             f"{name}: {r['questions']} questions ({r['answerable']} answerable). "
             f"Fully right {r['fully_right_of_answerable']:.1%} of answerable; wrong answers "
             f"{r['wrong_answers_of_all']:.1%} of all; declined {r['declined_of_answerable']:.1%} "
-            f"of answerable; near-misses declined {r['near_misses_declined']:.1%}; off-topic "
+            f"of answerable ({r['declined_with_fact_shown_of_answerable']:.1%} with the fact "
+            f"among the passages shown); near-misses declined {r['near_misses_declined']:.1%}; "
+            f"off-topic "
             f"declined {r['off_topic_declined']:.1%}. Ranked hit@1 {r['hit@1']:.3f} hit@3 "
             f"{r['hit@3']:.3f} hit@5 {r['hit@5']:.3f} MRR {r['mrr']:.3f} (retrieval order "
             f"hit@1 {r['retrieval_hit@1']:.3f} hit@3 {r['retrieval_hit@3']:.3f})"

@@ -54,6 +54,21 @@ def test_outcomes_on_a_small_set(answerer, tmp_path):
     assert report["risk_coverage"][0]["answered"] == 1.0  # the lowest threshold answers all
 
 
+def test_a_decline_that_still_shows_the_fact_is_counted(answerer, tmp_path):
+    from bot.engine.answer import Answerer
+
+    questions = load_questions(_write(tmp_path / "q.jsonl", QUESTIONS))
+    cautious = Answerer(answerer.settings.replaced(CLERK_ANSWER_THRESHOLD="1"), answerer.searcher)
+
+    report = summarise(run(cautious, questions))
+
+    assert report["declined_of_answerable"] == 1.0
+    # both answerable questions' passages are among the nearest shown with the decline
+    assert report["declined_with_fact_shown_of_answerable"] == 1.0
+    bold = Answerer(answerer.settings.replaced(CLERK_ANSWER_THRESHOLD="0"), answerer.searcher)
+    assert summarise(run(bold, questions))["declined_with_fact_shown_of_answerable"] == 0.0
+
+
 def test_an_answer_from_the_wrong_paper_is_never_fully_right(answerer, tmp_path):
     wrong = [dict(QUESTIONS[0], expected=[{"source": BRADFORD, "page": None}])]
     [trial] = run(answerer, load_questions(_write(tmp_path / "q.jsonl", wrong)))
