@@ -105,7 +105,7 @@ from bot.cli.main import main
 assert main(["index", sys.argv[1], "--json"]) == 0
 assert main(["ask", "--json", sys.argv[2]]) == 0
 import bot.channels.email.app, bot.channels.slack.app  # the other ways questions arrive
-import contextlib, io
+import contextlib, io, time
 from bot.requests.model import Asker
 from bot.requests.service import open_store
 from bot.settings import Settings
@@ -113,6 +113,12 @@ with open_store(Settings.from_env()) as store:
     store.log("Who will chair the new panel?", Asker("cli", "carol"))
 with contextlib.redirect_stdout(io.StringIO()):  # an officer answers: re-indexed, same encoder
     assert main(["requests", "answer", "1", "--text", "Cllr Smith, from May."]) == 0
+    assert main(["requests", "close", "1"]) == 0
+time.sleep(1.1)  # purge takes what was finished before now, to the second
+with contextlib.redirect_stdout(io.StringIO()) as purged:
+    # the retention purge drops the answer from the index: re-indexed with the same encoder
+    assert main(["requests", "purge", "--older-than", "0"]) == 0
+assert "Purged 1 request" in purged.getvalue(), purged.getvalue()
 import bot.web.cli  # and the desk, which answers the same way
 heavy = ("torch", "sentence_transformers", "transformers")
 print(json.dumps({"heavy": [m for m in heavy if m in sys.modules]}))
