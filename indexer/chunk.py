@@ -72,7 +72,8 @@ def split_blocks(text: str, heading: str) -> tuple[list[Block], str]:
     in_vote = False  # a tally's list of names runs on across blank lines
     for line in (ln.strip() for ln in text.split("\n")):
         if not line:
-            previous = "" if not in_vote else previous
+            if not in_vote:
+                previous = ""
             continue
         if _VOTE_TALLY.match(line):  # each tally starts a unit; none is a heading
             in_vote = True
