@@ -197,17 +197,28 @@ class IndexSettings(SettingsGroup):
         "HNSW. On 2 shared cores one question's flat scan takes 9-14 ms at 100,000 passages and "
         "15-20 ms at 150,000, against a 15 ms budget (bench/scale_1m.py).",
     )
-    hnsw_m: int = setting(32, "CLERK_HNSW_M", "HNSW neighbours per passage (memory: 8·M bytes).")
+    hnsw_m: int = setting(
+        32,
+        "CLERK_HNSW_M",
+        "HNSW neighbours per passage (memory: 8·M bytes). 48 found no more of the right passages "
+        "than 32 at 1M simulated passages (bench/scale_1m.py --recall-only).",
+    )
+    # 400 and 1024, not 100 and 512: where passages repeat (about 170 near-copies each in the
+    # 1M simulation), a graph linked from 100 candidates joins each passage mostly to its own
+    # copies, and a question missed its best passage's family 13% of the time; 400 and 1024
+    # miss 3.5%, for about 5x the build time and 1.3 ms of search (README, "A million passages").
     hnsw_ef_construction: int = setting(
-        100,
+        400,
         "CLERK_HNSW_EF_CONSTRUCTION",
-        "HNSW candidates weighed while linking a passage: build time against recall.",
+        "HNSW candidates weighed while linking a passage: build time against recall (at 1M "
+        "passages 400 builds in about 6 minutes on 2 cores, 100 in about 1.5, and misses more "
+        "where passages repeat).",
     )
     hnsw_ef_search: int = setting(
-        512,
+        1024,
         "CLERK_HNSW_EF_SEARCH",
-        "HNSW candidates weighed per question: time against recall (at 1M passages 512 costs "
-        "under 1 ms at p50). Recorded in the build; a build is always searched with its own.",
+        "HNSW candidates weighed per question: time against recall (at 1M passages 1024 costs "
+        "about 1.3 ms at p50). Recorded in the build; a build is always searched with its own.",
     )
 
     def dense_spec(self, passages: int) -> DenseSpec:
