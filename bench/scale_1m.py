@@ -83,6 +83,13 @@ def main() -> None:
     )
     parser.add_argument("--m", type=int, nargs="+", default=[32], help="with --recall-only")
     parser.add_argument(
+        "--ivf",
+        type=int,
+        default=0,
+        metavar="LISTS",
+        help="with --recall-only: measure FAISS IVF-Flat with this many lists instead of HNSW",
+    )
+    parser.add_argument(
         "--ef-construction", type=int, nargs="+", default=[100], help="with --recall-only"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -96,7 +103,8 @@ def main() -> None:
         return CHILDREN[args.child](args)
     results = REPO / "bench" / "results" / "scale_1m.json"
     if args.recall_only:
-        results = results.with_name(f"scale_1m_recall-{args.passages}-{args.noise}.json")
+        kind = f"-ivf{args.ivf}" if args.ivf else ""
+        results = results.with_name(f"scale_1m_recall-{args.passages}-{args.noise}{kind}.json")
     if args.reprint and args.recall_only:
         return print_recall(json.loads(results.read_text()))
     if args.reprint:
@@ -147,8 +155,10 @@ def recall_all(args, work: Path) -> dict:
         for ef_construction in args.ef_construction:
             figures["builds"].append(
                 child("recall", work, home=args.source, passages=args.passages,
-                      noise=args.noise, m=m, ef_construction=ef_construction)
+                      noise=args.noise, m=m, ef_construction=ef_construction, ivf=args.ivf)
             )  # fmt: skip
+            if args.ivf:
+                return figures | {"load_end": _load()}
     figures["load_end"] = _load()
     return figures
 
@@ -455,32 +465,39 @@ def _sweep(index, built, queries: dict, truth: dict, family) -> dict:
     dev questions and the held-out passages."""
     from dataclasses import replace
 
+    from indexer import dense
+
     figures: dict = {}
     for ef in EF_SWEEP:
         spec = replace(built, ef_search=ef)
         figures[ef] = {
-            name: _recall_figures(index, spec, rows, truth[name], family)
+            name: _recall_figures(
+                lambda q, spec=spec: dense.search(index, spec, q, 10),
+                lambda rows: dense.vectors_of(index, rows),
+                rows,
+                truth[name],
+                family,
+            )
             for name, rows in queries.items()
         }
     return figures
 
 
-def _recall_figures(index, spec, queries, truth: list[list[int]], family) -> dict:
-    """The approximate top 10 of each query against the exact one: strict (the same passages),
-    family (the same originals, a replica counting as its original), within 0.01 cosine of the
-    exact 10th; the exact top 10's originals; dense time for a top 10."""
+def _recall_figures(search, stored, queries, truth: list[list[int]], family) -> dict:
+    """The approximate top 10 of each query (`search`) against the exact one: strict (the same
+    passages), family (the same originals, a replica counting as its original), within 0.01
+    cosine of the exact 10th (`stored`: rows' vectors); the exact top 10's originals; dense
+    time for a top 10."""
     import numpy as np
-
-    from indexer import dense
 
     found, taken, close = [], [], 0.0
     for query, exact in zip(queries, truth, strict=True):
         started = time.perf_counter()
-        rows = dense.search(index, spec, query, 10)
+        rows = search(query)
         taken.append((time.perf_counter() - started) * 1000)
         found.append(rows)
-        bar = float(np.sort(dense.vectors_of(index, exact) @ query)[0]) - 0.01
-        close += float(np.mean(dense.vectors_of(index, rows) @ query >= bar))
+        bar = float(np.sort(stored(exact) @ query)[0]) - 0.01
+        close += float(np.mean(stored(rows) @ query >= bar))
     families = [[int(family[r]) for r in rows] for rows in found]
     exact_families = [[int(family[r]) for r in rows] for rows in truth]
     return {
@@ -528,14 +545,21 @@ def child_recall(args) -> None:
     }
     exact_s = time.perf_counter() - started
     m, ef_construction = args.m[0], args.ef_construction[0]
-    spec = DenseSpec(HNSW, m, ef_construction, EF_SWEEP[0])
     started = time.perf_counter()
-    index = dense.build(vectors, spec)
-    build_s = time.perf_counter() - started
-    del vectors
+    if args.ivf:
+        index = _ivf(vectors, args.ivf)
+        build_s = time.perf_counter() - started
+        sweep = _ivf_sweep(index, vectors, queries, truth, family)
+    else:
+        spec = DenseSpec(HNSW, m, ef_construction, EF_SWEEP[0])
+        index = dense.build(vectors, spec)
+        build_s = time.perf_counter() - started
+        del vectors
+        sweep = _sweep(index, spec, queries, truth, family)
     first = family[[rows[0] for rows in truth["passages"]]]
     _emit(
         {
+            "kind": f"IVF-Flat, {args.ivf} lists" if args.ivf else "HNSW",
             "m": m,
             "ef_construction": ef_construction,
             "passages": len(origin),
@@ -544,9 +568,50 @@ def child_recall(args) -> None:
             "exact_s": round(exact_s, 1),
             "probes_own_family_first": round(float(np.mean(first == family[probe_origins])), 3),
             "peak_mb": _peak_mb(),
-            "sweep": _sweep(index, spec, queries, truth, family),
+            "sweep": sweep,
         }
     )
+
+
+NPROBE_SWEEP = (8, 16, 32, 64, 128, 256)
+
+
+def _ivf(vectors, lists: int):
+    """An IVF-Flat index (inner product) over `vectors`, its lists trained by k-means on a
+    sample of 64 vectors per list: not what Clerk builds, measured beside HNSW."""
+    import faiss
+    import numpy as np
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    index = faiss.IndexIVFFlat(
+        faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], lists, faiss.METRIC_INNER_PRODUCT
+    )
+    sample = np.random.default_rng(3).choice(len(vectors), min(len(vectors), 64 * lists), False)
+    index.train(vectors[np.sort(sample)])
+    index.add(vectors)
+    return index
+
+
+def _ivf_sweep(index, vectors, queries: dict, truth: dict, family) -> dict:
+    """As _sweep, by the number of lists scanned (nprobe), one thread."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+    def search(query, nprobe: int) -> list[int]:
+        params = faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[attr-defined]
+        _, ids = index.search(query[None, :], 10, params=params)
+        return [int(i) for i in ids[0] if i >= 0]
+
+    return {
+        nprobe: {
+            name: _recall_figures(
+                lambda q, n=nprobe: search(q, n), lambda r: vectors[r], rows, truth[name], family
+            )
+            for name, rows in queries.items()
+        }
+        for nprobe in NPROBE_SWEEP
+    }
 
 
 def child_append(args) -> None:
@@ -831,11 +896,11 @@ def _print_size(label: str, figures: dict) -> None:
     _print_sweep(approx["sweep"], "   ")
 
 
-def _print_sweep(sweep: dict, indent: str) -> None:
-    print(f"{indent}recall@10 against exact by efSearch: strict (the same passages) / family (the")
+def _print_sweep(sweep: dict, indent: str, knob: str = "efSearch") -> None:
+    print(f"{indent}recall@10 against exact by {knob}: strict (the same passages) / family (the")
     print(f"{indent}same originals, a replica counting as its original) / share within 0.01 cosine")
     print(f"{indent}of the exact 10th; dense time p50 / p95 for a top 10 (one thread)")
-    print(f"{indent}{'efSearch':>8}  {'300 dev questions':<36}  held-out passages (300)")
+    print(f"{indent}{knob:>8}  {'300 dev questions':<36}  held-out passages (300)")
     for ef, both in sweep.items():
         cells = [
             f"{v['strict']:.3f} / {v['family']:.3f} / {v['within_001']:.3f}  "
@@ -852,20 +917,22 @@ def _print_sweep(sweep: dict, indent: str) -> None:
 def print_recall(f: dict) -> None:
     cosine = 1 / (1 + f["noise"] ** 2) ** 0.5
     print(
-        f"HNSW recall at {f['passages']:,} passages, replicas' vectors = original + noise of norm "
+        f"Dense recall at {f['passages']:,} passages, replicas' vectors = original + noise of norm "
         f"{f['noise']} (cosine about {cosine:.2f} to the original); {f['started']}; load average "
         f"(1, 5, 15 min) at start {f['load_start']}, at end {f['load_end']}, "
         f"{os.cpu_count()} cores shared"
     )
     for b in f["builds"]:
         print()
+        kind = b.get("kind", "HNSW")
+        built = kind if kind != "HNSW" else f"M {b['m']}, efConstruction {b['ef_construction']}"
         print(
-            f"M {b['m']}, efConstruction {b['ef_construction']}: built in {b['build_s']} s "
+            f"{built}: built in {b['build_s']} s "
             f"(2 threads), peak {b['peak_mb']:.0f} MB; exact top 10s in {b['exact_s']} s; a "
             f"held-out passage's own original is the exact first in "
             f"{b['probes_own_family_first']:.0%}"
         )
-        _print_sweep(b["sweep"], "  ")
+        _print_sweep(b["sweep"], "  ", "efSearch" if kind == "HNSW" else "nprobe")
 
 
 def _pair(spread: dict) -> str:
