@@ -517,8 +517,12 @@ def child_questions(args) -> None:
     from indexer.settings import IndexSettings
 
     questions = [q.question for path in DEV for q in load_questions(path)]
-    vectors = embedder_for(IndexSettings.from_env()).embed(questions)
-    np.save(args.out, np.asarray(vectors, dtype=np.float32))
+    embedder = embedder_for(IndexSettings.from_env())
+    # one at a time, as the bot and the serving run embed them: in a padded batch the int8
+    # encoder gives vectors at cosine 0.987-0.993 to these, and recall@10 at 1M passages moved
+    # by about 0.015 (family, efSearch 1024: 0.965 batched, 0.949 one at a time)
+    vectors = np.vstack([embedder.embed([question]) for question in questions])
+    np.save(args.out, vectors.astype(np.float32))
     _emit({"questions": len(questions)})
 
 
