@@ -197,17 +197,30 @@ class IndexSettings(SettingsGroup):
         "HNSW. On 2 shared cores one question's flat scan takes 9-14 ms at 100,000 passages and "
         "15-20 ms at 150,000, against a 15 ms budget (bench/scale_1m.py).",
     )
-    hnsw_m: int = setting(32, "CLERK_HNSW_M", "HNSW neighbours per passage (memory: 8·M bytes).")
+    hnsw_m: int = setting(
+        32,
+        "CLERK_HNSW_M",
+        "HNSW neighbours per passage (memory: 8·M bytes). 48 found no more of the right passages "
+        "than 32 at 1M simulated passages (bench/scale_1m.py --recall-only).",
+    )
+    # 400 and 2048, not 100 and 512: where passages repeat (about 170 near-copies each in the
+    # 1M simulation), a graph linked from 100 candidates joins each passage mostly to its own
+    # copies, and the approximate top 10 of a question lacked 13.5% of the originals the exact
+    # top 10 held; 400 and 2048 lack 3-4% (1M distinct passages: 0.4%), for about 5x the
+    # build time and 3-5 ms of search (README, "A million passages"). 1024 was on the edge
+    # (4-5%). FAISS IVF-Flat did better still in the same runs (bench/scale_1m.py --ivf).
     hnsw_ef_construction: int = setting(
-        100,
+        400,
         "CLERK_HNSW_EF_CONSTRUCTION",
-        "HNSW candidates weighed while linking a passage: build time against recall.",
+        "HNSW candidates weighed while linking a passage: build time against recall (at 1M "
+        "passages 400 builds in 4-10 minutes on 2 cores, 100 in 1-4, and misses more where "
+        "passages repeat).",
     )
     hnsw_ef_search: int = setting(
-        512,
+        2048,
         "CLERK_HNSW_EF_SEARCH",
-        "HNSW candidates weighed per question: time against recall (at 1M passages 512 costs "
-        "under 1 ms at p50). Recorded in the build; a build is always searched with its own.",
+        "HNSW candidates weighed per question: time against recall (at 1M passages 2048 costs "
+        "3-5 ms at p50). Recorded in the build; a build is always searched with its own.",
     )
 
     def dense_spec(self, passages: int) -> DenseSpec:

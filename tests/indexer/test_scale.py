@@ -105,10 +105,10 @@ def test_index_type_switches_at_the_size_threshold_and_is_recorded(tmp_path, emb
     refresh(lowered.index, [corpus], embedder)
 
     params = read_build(lowered.index.index_dir).params
-    assert params.dense == DenseSpec(HNSW, 16, 100, 512)
+    assert params.dense == DenseSpec(HNSW, 16, 400, 2048)
     stored = faiss.read_index(str(build_dir_of(lowered.index.index_dir) / "dense.faiss"))
     assert isinstance(stored, faiss.IndexHNSWFlat) and stored.ntotal == passages
-    assert stored.hnsw.efSearch == 512
+    assert stored.hnsw.efSearch == 2048 and stored.hnsw.efConstruction == 400
     # served as it was built, whatever the serving process's own settings
     loaded = LoadedIndex.load(lowered.index.index_dir)
     assert isinstance(loaded.served.dense_index, faiss.IndexHNSWFlat)
