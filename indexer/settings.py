@@ -206,9 +206,9 @@ class IndexSettings(SettingsGroup):
     # 400 and 2048, not 100 and 512: where passages repeat (about 170 near-copies each in the
     # 1M simulation), a graph linked from 100 candidates joins each passage mostly to its own
     # copies, and the approximate top 10 of a question lacked 13.5% of the originals the exact
-    # top 10 held; 400 and 2048 lack 3-4% (1M distinct passages: 0.4%), for about 5x the
+    # top 10 held; 400 and 2048 lack 4% (1M distinct passages: 0.2%), for about 5x the
     # build time and 3-5 ms of search (README, "A million passages"). 1024 was on the edge
-    # (4-5%). FAISS IVF-Flat did better still in the same runs (bench/scale_1m.py --ivf).
+    # (3.5-5%). FAISS IVF-Flat did better still in the same runs (bench/scale_1m.py --ivf).
     hnsw_ef_construction: int = setting(
         400,
         "CLERK_HNSW_EF_CONSTRUCTION",
