@@ -81,13 +81,15 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
     embedder = embedder_for(settings.index)
     with _ProgressBar() as bar:
         summary = refresh(settings.index, roots, embedder, progress=bar.update)
-    promises = []
+    promises, kept = [], None
     if summary.published:
         from bot.promises.log import log_published_promises
+        from bot.reader.keep import keep_published_passages
 
         promises = log_published_promises(settings)
+        kept = keep_published_passages(settings)
     if args.json:
-        print(json.dumps({**summary.to_dict(), "promises_logged": len(promises)}))
+        print(json.dumps({**summary.to_dict(), "promises_logged": len(promises), "reader": kept}))
     else:
         print(
             f"{summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged, "
@@ -97,6 +99,8 @@ def run_index(args: argparse.Namespace, settings: Settings) -> int:
         )
         if promises:
             print(f"{len(promises)} promise(s) in the papers logged as requests for officers")
+        if kept:
+            print(f"reader: {kept['projected']} passage(s) projected, {kept['dropped']} dropped")
         for failure in summary.failed:
             print(f"  failed: {failure['source']}: {failure['reason']}", file=sys.stderr)
     return 1 if summary.failed else 0

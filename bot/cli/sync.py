@@ -96,15 +96,22 @@ def run_nightly(args, settings: Settings) -> int:
         log.exception("clerk nightly failed")
         report = NightlyReport((), None, f"unexpected failure: {type(exc).__name__}: {exc}")
     promises: list[int] = []
+    kept = None
     if report.index is not None and report.index.published:
         from bot.promises.log import log_published_promises
+        from bot.reader.keep import keep_published_passages
 
         try:
             promises = log_published_promises(settings)
         except Exception as exc:  # the index is published; promises are logged next time
             log.error("logging promises failed: %s", type(exc).__name__)
+        kept = keep_published_passages(settings)
     if args.json:
-        print(json.dumps({**report.to_dict(), "promises_logged": len(promises)}, indent=2))
+        print(
+            json.dumps(
+                {**report.to_dict(), "promises_logged": len(promises), "reader": kept}, indent=2
+            )
+        )
     else:
         for summary in report.sites:
             _print_summary(summary)

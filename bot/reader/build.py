@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from bot.reader import mine
-from bot.reader.artifact import GRAPH, MANIFEST, RECIPE, ReaderManifest
-from bot.reader.score import reader_encoder
+from bot.reader.artifact import GRAPH, MANIFEST, PASSAGE_GRAPH, RECIPE, ReaderManifest
+from bot.reader.passages import Projector, open_store
+from bot.reader.score import pair_inputs, reader_encoder
 from bot.settings import Settings
 from indexer.files import write_atomic
 from indexer.onnx_encoder import _versions, quantize_int8
 
-AGREEMENT = 0.995  # the int8 graph is kept only if its scores correlate this well with fp32
+AGREEMENT = 0.995  # int8 graphs are kept only if their scores correlate this well with the head
 
 
 def build(
@@ -61,8 +62,14 @@ def build(
     )
     clock["training"] = trained.seconds
     folder = settings.reader_folder
-    graph, kind, agreement = _export(train, trained.model, asked, passages, groups)
-    write_atomic(folder / GRAPH, graph)
+    (passage_graph, pair_graph), kind, agreement = _export(
+        train, trained.model, asked, passages, groups
+    )
+    write_atomic(folder / PASSAGE_GRAPH, passage_graph)
+    write_atomic(folder / GRAPH, pair_graph)
+    sha = hashlib.sha256(passage_graph + pair_graph).hexdigest()
+    kept = _keep_projections(folder, sha, texts, passages)
+    say(f"passages projected and kept: {json.dumps(kept)}")
     clock["total"] = time.perf_counter() - started
     built = ReaderManifest(
         recipe=RECIPE,
@@ -74,11 +81,25 @@ def build(
         curve=trained.curve,
         graph=kind,
         agreement=agreement,
-        sha256=hashlib.sha256(graph).hexdigest(),
+        sha256=sha,
         versions=_versions(),
     )
-    write_atomic(folder / MANIFEST, json.dumps(asdict(built), indent=2) + "\n")
+    write_atomic(folder / MANIFEST, json.dumps(asdict(built), indent=2) + "\n")  # last: done
     return built
+
+
+def _keep_projections(folder: Path, sha: str, texts: list[str], passages) -> dict[str, int]:
+    """Every indexed passage's projections into the store, from the token vectors in hand."""
+    row = {text: i for i, text in enumerate(texts)}
+    store = open_store(folder, sha)
+    try:
+        return store.keep(
+            texts,
+            lambda chunk: [passages.get(row[t]) for t in chunk],
+            Projector(folder / PASSAGE_GRAPH),
+        )
+    finally:
+        store.close()
 
 
 def _pooled(asked, count: int) -> np.ndarray:
@@ -99,31 +120,41 @@ def _groups(mined: list[mine.Mined], chosen: list[dict[str, int]]) -> np.ndarray
     return groups
 
 
-def _export(train, model, asked, passages, groups) -> tuple[bytes, str, dict[str, float]]:
-    """The graph to publish: int8 if its scores agree with the trained head, else fp32."""
+def _export(train, model, asked, passages, groups) -> tuple[tuple[bytes, bytes], str, dict]:
+    """The graphs to publish: int8 if the scores they give through kept (int8) projections agree
+    with the trained head, else fp32."""
     import onnxruntime
 
-    sample = [
-        (g, int(groups[g, s]))
-        for g in range(min(64, len(groups)))
-        for s in range(5)
-        if groups[g, s] >= 0
-    ]
-    feed = train.batch_inputs(
-        [asked.get(g) for g, _ in sample], [passages.get(p) for _, p in sample]
+    sample = [(g, [int(p) for p in groups[g] if p >= 0]) for g in range(min(64, len(groups)))]
+    pairs = [(g, p) for g, rows in sample for p in rows]
+    expected = train.torch_logits(
+        model,
+        train.batch_inputs([asked.get(g) for g, _ in pairs], [passages.get(p) for _, p in pairs]),
     )
-    expected = train.torch_logits(model, feed)
     with tempfile.TemporaryDirectory(prefix="clerk-reader-") as tmp:
-        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        train.export(model, fp32)
-        quantize_int8(fp32, int8)
         found = {}
-        for name, path in (("fp32", fp32), ("int8", int8)):
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            (logits,) = session.run(None, feed)
-            found[name] = (path.read_bytes(), float(np.corrcoef(logits, expected)[0, 1]),
+        for name in ("fp32", "int8"):
+            passage_path, pair_path = Path(tmp) / f"passage-{name}.onnx", Path(tmp) / f"{name}.onnx"
+            if name == "fp32":
+                train.export(model, passage_path, pair_path)
+            else:
+                quantize_int8(Path(tmp) / "passage-fp32.onnx", passage_path)
+                quantize_int8(Path(tmp) / "fp32.onnx", pair_path)
+            projector = Projector(passage_path)
+            session = onnxruntime.InferenceSession(
+                str(pair_path), providers=["CPUExecutionProvider"]
+            )
+            logits = np.concatenate(
+                [
+                    session.run(None, pair_inputs(asked.get(g), projector.project(
+                        [passages.get(p) for p in rows])))[0]
+                    for g, rows in sample
+                ]
+            )  # fmt: skip
+            found[name] = ((passage_path.read_bytes(), pair_path.read_bytes()),
+                           float(np.corrcoef(logits, expected)[0, 1]),
                            float(np.abs(logits - expected).max()))  # fmt: skip
     kind = "int8" if found["int8"][1] >= AGREEMENT else "fp32"
-    graph, correlation, gap = found[kind]
-    return graph, kind, {"correlation": round(correlation, 5), "max_abs_logit_gap": round(gap, 4),
-                         "int8_correlation": round(found["int8"][1], 5)}  # fmt: skip
+    graphs, correlation, gap = found[kind]
+    return graphs, kind, {"correlation": round(correlation, 5), "max_abs_logit_gap": round(gap, 4),
+                          "int8_correlation": round(found["int8"][1], 5)}  # fmt: skip

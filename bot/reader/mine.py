@@ -20,7 +20,7 @@ import numpy as np
 
 from bot.engine.slots import sentences
 from bot.reader.questions import DECISION, facts, near_miss, write_question
-from bot.reader.text import reader_text
+from bot.reader.text import passage_texts
 from indexer.bm25 import BM25Index
 from indexer.search import LoadedIndex
 from indexer.store import BuildContents, build_dir_of, read_build, text_key
@@ -64,11 +64,7 @@ class Mined:
 
 def passages(index: Papers) -> list[str]:
     """The text the reader reads for each chunk row of the index."""
-    docs = index.contents.documents
-    return [
-        reader_text(docs[c.doc_id].committee, docs[c.doc_id].meeting_date, c.heading, c.text)
-        for c in index.contents.chunks
-    ]
+    return passage_texts(index.contents)
 
 
 def write_questions(index: Papers, texts: list[str], most: int, seed: int) -> list[Mined]:

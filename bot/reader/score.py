@@ -1,18 +1,21 @@
 """The reader at answer time: the chance that each of a few passages states the asked fact.
 
-Runs the built head (`clerk reader build`) with onnxruntime over the int8 encoder's token
-vectors of the question and the passages; never imports torch. When the reader is switched off,
+Runs the built head (`clerk reader build`) with onnxruntime: the int8 encoder's token vectors
+of the question against the passages' kept projections (bot.reader.passages), so a question
+costs one short encoding, not nine; never imports torch. When the reader is switched off,
 not built, or built for another encoder, Clerk decides without it and says so once in the log.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bot.reader.artifact import GRAPH, ReaderManifest, read_manifest
+from bot.reader.artifact import GRAPH, PASSAGE_GRAPH, ReaderManifest, read_manifest
+from bot.reader.passages import Projected, Projector, Tokens, digest, open_store, unit
 from bot.reader.text import reader_text
 from bot.settings import Settings
 from indexer.embed import resolve_model_path
@@ -20,17 +23,20 @@ from indexer.onnx_encoder import OnnxEmbedder
 from indexer.types import Hit
 
 log = logging.getLogger(__name__)
-INPUTS = ("q_vectors", "q_mask", "q_exact", "p_vectors", "p_mask")
+PAIR_INPUTS = ("q_vectors", "q_mask", "q_exact", "p_keys", "p_kinds", "p_mask")
 SPECIAL = (0, 101, 102)  # [PAD], [CLS], [SEP]: not question words
 
 
 class Reader:
-    """Scores (question, passage) pairs with the built head; loads it on first use."""
+    """Scores (question, passage) pairs with the built head; loads it on first use. Passages
+    come projected from the store where kept, else are encoded and projected here."""
 
-    def __init__(self, folder, encoder: OnnxEmbedder, manifest: ReaderManifest):
+    def __init__(self, folder: Path, encoder: OnnxEmbedder, manifest: ReaderManifest):
         self.folder = folder
         self.encoder = encoder
         self.manifest = manifest
+        self.projector = Projector(folder / PASSAGE_GRAPH)
+        self.store = open_store(folder, manifest.sha256)
         self._session: Any = None
 
     @property
@@ -50,34 +56,40 @@ class Reader:
         if not hits:
             return []
         texts = [reader_text(h.committee, h.meeting_date, h.heading, h.text) for h in hits]
-        encoded = self.encoder.token_vectors([question, *texts])
-        feed = pair_inputs([encoded[0]] * len(hits), encoded[1:])
-        (logits,) = self.session.run(None, feed)
+        keys = [digest(t) for t in texts]
+        kept = self.store.get(keys)
+        missing = [i for i, key in enumerate(keys) if key not in kept]
+        encoded = self.encoder.token_vectors([question, *(texts[i] for i in missing)])
+        projected = dict(zip(missing, self.projector.project(encoded[1:]), strict=True))
+        passages = [kept[key] if key in kept else projected[i] for i, key in enumerate(keys)]
+        (logits,) = self.session.run(None, pair_inputs(encoded[0], passages))
         return [float(p) for p in 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))]
 
 
-def pair_inputs(
-    questions: list[tuple[np.ndarray, np.ndarray]], passages: list[tuple[np.ndarray, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """Padded float32 inputs for pairs (question i with passage i), as the graph takes them:
-    token vectors, masks (special tokens are not question words), and whether each question
-    word piece occurs in the passage verbatim."""
-    rows, dim = len(questions), questions[0][1].shape[1]
-    nq = max(len(ids) for ids, _ in questions)
-    npass = max(len(ids) for ids, _ in passages)
+def question_marks(qids: np.ndarray, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which question tokens are words (special tokens are not), and which of those occur in
+    the passage verbatim."""
+    words = ~np.isin(qids, SPECIAL)
+    return words, np.isin(qids, pids) & words
+
+
+def pair_inputs(question: Tokens, passages: list[Projected]) -> dict[str, np.ndarray]:
+    """Padded float32 inputs of the pair graph: the question against each passage."""
+    qids, qvec = question
+    rows, longest = len(passages), max(len(p.ids) for p in passages)
     feed = {
-        "q_vectors": np.zeros((rows, nq, dim), np.float32),
-        "q_mask": np.zeros((rows, nq), np.float32),
-        "q_exact": np.zeros((rows, nq), np.float32),
-        "p_vectors": np.zeros((rows, npass, dim), np.float32),
-        "p_mask": np.zeros((rows, npass), np.float32),
+        "q_vectors": np.repeat(qvec.astype(np.float32)[None], rows, axis=0),
+        "q_mask": np.zeros((rows, len(qids)), np.float32),
+        "q_exact": np.zeros((rows, len(qids)), np.float32),
+        "p_keys": np.zeros((rows, longest, passages[0].keys.shape[1]), np.float32),
+        "p_kinds": np.zeros((rows, longest, passages[0].kinds.shape[1]), np.float32),
+        "p_mask": np.zeros((rows, longest), np.float32),
     }
-    for i, ((qids, qvec), (pids, pvec)) in enumerate(zip(questions, passages, strict=True)):
-        feed["q_vectors"][i, : len(qids)] = qvec
-        feed["q_mask"][i, : len(qids)] = ~np.isin(qids, SPECIAL)
-        feed["q_exact"][i, : len(qids)] = np.isin(qids, pids) & ~np.isin(qids, SPECIAL)
-        feed["p_vectors"][i, : len(pids)] = pvec
-        feed["p_mask"][i, : len(pids)] = 1.0
+    for i, p in enumerate(passages):
+        feed["q_mask"][i], feed["q_exact"][i] = question_marks(qids, p.ids)
+        feed["p_keys"][i, : len(p.ids)] = unit(p.keys)
+        feed["p_kinds"][i, : len(p.ids)] = unit(p.kinds)
+        feed["p_mask"][i, : len(p.ids)] = 1.0
     return feed
 
 

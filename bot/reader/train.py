@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from bot.reader.score import INPUTS
-from bot.reader.score import pair_inputs as batch_inputs
+from bot.reader.score import PAIR_INPUTS, question_marks
+
+INPUTS = ("q_vectors", "q_mask", "q_exact", "p_vectors", "p_mask")  # the whole head's, in training
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,19 @@ class LateReader(nn.Module):
         self.out = nn.Linear(4, 1)
 
     def forward(self, q_vectors, q_mask, q_exact, p_vectors, p_mask):
+        return self.pair(q_vectors, q_mask, q_exact, *self.project(p_vectors), p_mask)
+
+    def project(self, p_vectors):
+        """A passage's tokens in the matching space and the answer-kind space: what depends on
+        the passage alone, so it is computed once per passage and kept (bot.reader.passages)."""
+        return F.normalize(self.key(p_vectors), dim=-1), F.normalize(self.kind(p_vectors), dim=-1)
+
+    def pair(self, q_vectors, q_mask, q_exact, p_keys, p_kinds, p_mask):
         qm, pm = q_mask > 0.5, p_mask > 0.5
         qk = F.normalize(self.key(q_vectors), dim=-1)
-        pk = F.normalize(self.key(p_vectors), dim=-1)
-        sim = (qk @ pk.transpose(1, 2)).masked_fill(~pm[:, None, :], -1e4)
+        sim = (qk @ p_keys.transpose(1, 2)).masked_fill(~pm[:, None, :], -1e4)
         best = sim.max(dim=-1).values
-        context = torch.softmax(sim * 20.0, dim=-1) @ pk
+        context = torch.softmax(sim * 20.0, dim=-1) @ p_keys
         features = torch.cat([qk, context, best[..., None], q_exact[..., None]], dim=-1)
         per_token = self.token(features).squeeze(-1)
         weight = torch.softmax(self.importance(q_vectors).squeeze(-1).masked_fill(~qm, -1e4), -1)
@@ -59,10 +67,31 @@ class LateReader(nn.Module):
         counted = q_mask[..., None]
         pooled = (q_vectors * counted).sum(1) / counted.sum(1).clamp(min=1.0)
         probe = F.normalize(self.probe(pooled), dim=-1)
-        kinds = F.normalize(self.kind(p_vectors), dim=-1)
-        kind = (kinds @ probe[..., None]).squeeze(-1).masked_fill(~pm, -1e4).max(-1).values
+        kind = (p_kinds @ probe[..., None]).squeeze(-1).masked_fill(~pm, -1e4).max(-1).values
         matched = (weight * best).sum(-1)
         return self.out(torch.stack([mean, soft_min, kind, matched], dim=-1)).squeeze(-1)
+
+
+class _Projection(nn.Module):
+    """The passage half of the head, exported as its own graph."""
+
+    def __init__(self, reader: LateReader):
+        super().__init__()
+        self.reader = reader
+
+    def forward(self, p_vectors):
+        return self.reader.project(p_vectors)
+
+
+class _Pair(nn.Module):
+    """The question-meets-passage half of the head, over kept passage projections."""
+
+    def __init__(self, reader: LateReader):
+        super().__init__()
+        self.reader = reader
+
+    def forward(self, q_vectors, q_mask, q_exact, p_keys, p_kinds, p_mask):
+        return self.reader.pair(q_vectors, q_mask, q_exact, p_keys, p_kinds, p_mask)
 
 
 @dataclass
@@ -207,35 +236,78 @@ def evaluate(model, questions: Tokens, passages: Tokens, groups: np.ndarray, hel
     }
 
 
-def export(model: LateReader, target: Path, dim: int = 384) -> None:
-    """The head as an ONNX graph with batch and token axes free."""
+def batch_inputs(
+    questions: list[tuple[np.ndarray, np.ndarray]], passages: list[tuple[np.ndarray, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Padded float32 inputs of the whole head for pairs (question i with passage i)."""
+    rows, dim = len(questions), questions[0][1].shape[1]
+    nq = max(len(ids) for ids, _ in questions)
+    npass = max(len(ids) for ids, _ in passages)
+    feed = {
+        "q_vectors": np.zeros((rows, nq, dim), np.float32),
+        "q_mask": np.zeros((rows, nq), np.float32),
+        "q_exact": np.zeros((rows, nq), np.float32),
+        "p_vectors": np.zeros((rows, npass, dim), np.float32),
+        "p_mask": np.zeros((rows, npass), np.float32),
+    }
+    for i, ((qids, qvec), (pids, pvec)) in enumerate(zip(questions, passages, strict=True)):
+        feed["q_vectors"][i, : len(qids)] = qvec
+        feed["q_mask"][i, : len(qids)], feed["q_exact"][i, : len(qids)] = question_marks(qids, pids)
+        feed["p_vectors"][i, : len(pids)] = pvec
+        feed["p_mask"][i, : len(pids)] = 1.0
+    return feed
+
+
+def export(model: LateReader, passage_target: Path, pair_target: Path, dim: int = 384) -> None:
+    """The head as two ONNX graphs with batch and token axes free: the passage half (token
+    vectors -> projections) and the pair half (question tokens against projections)."""
+    model = model.eval()
+    space, kinds = model.key.out_features, model.kind.out_features
     example = batch_inputs(
         [(np.array([101, 2000, 102]), np.ones((3, dim), np.float16))] * 2,
         [(np.array([101, 2000, 2001, 102]), np.ones((4, dim), np.float16))] * 2,
     )
-    axes = {
+    pair_example = {
+        **{k: example[k] for k in ("q_vectors", "q_mask", "q_exact", "p_mask")},
+        "p_keys": np.full((2, 4, space), 0.1, np.float32),
+        "p_kinds": np.full((2, 4, kinds), 0.1, np.float32),
+    }
+    passage_axes = {"p_vectors": {0: "passages", 1: "p_tokens"}}
+    passage_axes |= {name: {0: "passages", 1: "p_tokens"} for name in ("p_keys", "p_kinds")}
+    pair_axes = {
         "q_vectors": {0: "pairs", 1: "q_tokens"},
         "q_mask": {0: "pairs", 1: "q_tokens"},
         "q_exact": {0: "pairs", 1: "q_tokens"},
-        "p_vectors": {0: "pairs", 1: "p_tokens"},
+        "p_keys": {0: "pairs", 1: "p_tokens"},
+        "p_kinds": {0: "pairs", 1: "p_tokens"},
         "p_mask": {0: "pairs", 1: "p_tokens"},
         "logit": {0: "pairs"},
     }
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model.eval(),
-            tuple(torch.from_numpy(example[name]) for name in INPUTS),
-            str(target),
-            input_names=list(INPUTS),
+            _Projection(model),
+            (torch.from_numpy(example["p_vectors"]),),
+            str(passage_target),
+            input_names=["p_vectors"],
+            output_names=["p_keys", "p_kinds"],
+            dynamic_axes=passage_axes,
+            opset_version=17,
+            dynamo=False,
+        )
+        torch.onnx.export(
+            _Pair(model),
+            tuple(torch.from_numpy(pair_example[name]) for name in PAIR_INPUTS),
+            str(pair_target),
+            input_names=list(PAIR_INPUTS),
             output_names=["logit"],
-            dynamic_axes=axes,
+            dynamic_axes=pair_axes,
             opset_version=17,
             dynamo=False,
         )
 
 
 def torch_logits(model: LateReader, feed: dict[str, np.ndarray]) -> np.ndarray:
-    """The trained head's logits in torch, to check the exported graph against."""
+    """The trained head's logits in torch, to check the exported graphs against."""
     with torch.no_grad():
         return model(*(torch.from_numpy(feed[name]) for name in INPUTS)).numpy()

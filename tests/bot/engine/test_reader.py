@@ -7,17 +7,25 @@ import json
 import logging
 import os
 import random
+import shutil
+import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import paths
 import pytest
 
+from bot.cli.main import main
 from bot.engine.answer import Answerer
 from bot.reader.artifact import GRAPH, read_manifest
 from bot.reader.build import build
+from bot.reader.passages import STORE, digest
 from bot.reader.questions import near_miss, write_question
 from bot.reader.score import Reader, load_reader
+from bot.reader.text import passage_texts
+from bot.settings import Settings
+from indexer.store import read_build
 
 LEVI_QUESTION = "How much LEVI capital funding did the Liberal Democrats' amendment propose?"
 
@@ -54,6 +62,80 @@ def test_reader_scores_the_passage_stating_the_figure_above_its_topic(built_read
     assert len(chances) == len(hits) and all(0.0 <= c <= 1.0 for c in chances)
     best = max(range(len(hits)), key=chances.__getitem__)
     assert "2.149m" in hits[best].text
+
+
+def _reader_copy(settings, folder, keep_store=True):
+    """The built reader in another folder (with or without its kept projections)."""
+    shutil.copytree(settings.reader_folder, folder)
+    if not keep_store:
+        for leftover in folder.glob(f"{STORE}*"):
+            leftover.unlink()
+    return settings.replaced(CLERK_READER_DIR=folder)
+
+
+def _make_every_kept_passage_alike(folder):
+    """A store gone bad: every passage kept as the same one."""
+    with sqlite3.connect(folder / STORE) as db:
+        one = db.execute("SELECT tokens, ids, keys, kinds FROM projections LIMIT 1").fetchone()
+        db.execute("UPDATE projections SET tokens = ?, ids = ?, keys = ?, kinds = ?", one)
+
+
+def test_the_build_keeps_every_passage_and_questions_read_them_from_the_store(
+    built_reader, searcher, tmp_path
+):
+    settings, manifest = built_reader
+    texts = set(passage_texts(read_build(settings.index.index_dir)))
+    with sqlite3.connect(settings.reader_folder / STORE) as db:
+        assert db.execute("SELECT count(*) FROM projections").fetchone()[0] == len(texts)
+    hits = searcher.search(LEVI_QUESTION, k=8)
+    from_store = load_reader(settings).score(LEVI_QUESTION, hits)
+
+    # projected while reading instead (nothing kept): the same chances
+    unkept = load_reader(_reader_copy(settings, tmp_path / "unkept", keep_store=False))
+    assert np.allclose(unkept.score(LEVI_QUESTION, hits), from_store, atol=0.02)
+
+    # the store is what is read: spoilt, every passage reads alike ...
+    assert max(from_store) - min(from_store) > 0.01
+    spoilt_settings = _reader_copy(settings, tmp_path / "spoilt")
+    _make_every_kept_passage_alike(spoilt_settings.reader_folder)
+    spoilt = load_reader(spoilt_settings).score(LEVI_QUESTION, hits)
+    assert max(spoilt) - min(spoilt) < 1e-6
+    # ... unless it was kept for another build of the reader, which is then never read
+    with sqlite3.connect(spoilt_settings.reader_folder / STORE) as db:
+        db.execute("UPDATE meta SET value = 'another reader' WHERE key = 'reader'")
+    rebuilt = load_reader(spoilt_settings).score(LEVI_QUESTION, hits)
+    assert np.allclose(rebuilt, from_store, atol=0.02)
+
+
+def test_an_index_run_projects_new_passages_and_drops_removed_ones(
+    built_reader, tmp_path, monkeypatch, capsys
+):
+    settings, _ = built_reader
+    reader_settings = _reader_copy(settings, tmp_path / "reader")
+    corpus = tmp_path / "papers"
+    source = next(paths.CORPUS.glob("kent/full_council/*/3 - Amendment*LEVI*.pdf"))
+    (corpus / "kent").mkdir(parents=True)
+    shutil.copy(source, corpus / "kent" / source.name)
+    (corpus / "kent" / "note.txt").write_text(
+        "Members asked about the gritting routes. The Cabinet Member confirmed that 62 routes "
+        "would be treated this winter, three more than last year.\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CLERK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CLERK_READER", "1")
+    monkeypatch.setenv("CLERK_READER_DIR", str(reader_settings.reader_folder))
+
+    assert main(["index", str(corpus), "--json"]) == 0
+
+    kept = json.loads(capsys.readouterr().out)["reader"]
+    indexed = Settings.from_env().replaced(CLERK_READER_DIR=reader_settings.reader_folder)
+    texts = passage_texts(read_build(indexed.index.index_dir))
+    assert kept["projected"] >= 1  # the note, new to the reader
+    assert kept["projected"] + kept["kept"] == len(set(texts))
+    assert kept["dropped"] > 0  # the sample's other papers, gone from this index
+    with sqlite3.connect(reader_settings.reader_folder / STORE) as db:
+        held = {bytes(d) for (d,) in db.execute("SELECT digest FROM projections")}
+    assert held == {digest(t) for t in texts}
 
 
 def test_switched_on_but_not_built_clerk_answers_as_before(
