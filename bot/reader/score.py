@@ -9,13 +9,22 @@ not built, or built for another encoder, Clerk decides without it and says so on
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bot.reader.artifact import GRAPH, PASSAGE_GRAPH, ReaderManifest, read_manifest
-from bot.reader.passages import Projected, Projector, Tokens, digest, open_store, unit
+from bot.reader.passages import (
+    PassageStore,
+    Projected,
+    Projector,
+    Tokens,
+    digest,
+    open_store,
+    unit,
+)
 from bot.reader.text import reader_text
 from bot.settings import Settings
 from indexer.embed import resolve_model_path
@@ -36,7 +45,12 @@ class Reader:
         self.encoder = encoder
         self.manifest = manifest
         self.projector = Projector(folder / PASSAGE_GRAPH)
-        self.store = open_store(folder, manifest.sha256)
+        self.store: PassageStore | None = None
+        try:
+            self.store = open_store(folder, manifest.sha256)
+        except (sqlite3.Error, OSError) as exc:  # e.g. a read-only folder: project when reading
+            log.warning("the reader's passage store is not usable (%s): projecting passages "
+                        "as they are read", type(exc).__name__)  # fmt: skip
         self._session: Any = None
 
     @property
@@ -57,13 +71,23 @@ class Reader:
             return []
         texts = [reader_text(h.committee, h.meeting_date, h.heading, h.text) for h in hits]
         keys = [digest(t) for t in texts]
-        kept = self.store.get(keys)
+        kept = self._kept(keys)
         missing = [i for i, key in enumerate(keys) if key not in kept]
         encoded = self.encoder.token_vectors([question, *(texts[i] for i in missing)])
         projected = dict(zip(missing, self.projector.project(encoded[1:]), strict=True))
         passages = [kept[key] if key in kept else projected[i] for i, key in enumerate(keys)]
         (logits,) = self.session.run(None, pair_inputs(encoded[0], passages))
         return [float(p) for p in 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))]
+
+    def _kept(self, keys: list[bytes]) -> dict[bytes, Projected]:
+        """The passages' kept projections; none (each projected here) if the store fails."""
+        if self.store is None:
+            return {}
+        try:
+            return self.store.get(keys)
+        except sqlite3.Error as exc:
+            log.warning("reading the reader's passage store failed: %s", type(exc).__name__)
+            return {}
 
 
 def question_marks(qids: np.ndarray, pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -107,6 +107,21 @@ def test_the_build_keeps_every_passage_and_questions_read_them_from_the_store(
     assert np.allclose(rebuilt, from_store, atol=0.02)
 
 
+def test_a_damaged_store_slows_the_reader_but_changes_no_score(
+    built_reader, searcher, tmp_path, caplog
+):
+    settings, _ = built_reader
+    hits = searcher.search(LEVI_QUESTION, k=8)
+    expected = load_reader(settings).score(LEVI_QUESTION, hits)
+    damaged = _reader_copy(settings, tmp_path / "damaged", keep_store=False)
+    (damaged.reader_folder / STORE).write_bytes(b"not a database, half written" * 100)
+    with caplog.at_level(logging.WARNING):
+        reader = load_reader(damaged)
+        assert reader is not None
+        assert np.allclose(reader.score(LEVI_QUESTION, hits), expected, atol=0.02)
+    assert "passage store is not usable" in caplog.text
+
+
 def test_an_index_run_projects_new_passages_and_drops_removed_ones(
     built_reader, tmp_path, monkeypatch, capsys
 ):
