@@ -4,7 +4,9 @@
 the figures", "ACTION: ..." are promises; "Members noted the information provided" and "the
 report was circulated" are not (done, not owed). Whether a sentence promises is the learnt
 classifier's call (`bot.promises.model`, trained by `python -m bot.promises.train`, measured by
-`python -m bot.promises.evaluate`); who made it and to whom are read here where the text says.
+`python -m bot.promises.evaluate`), from its words and its sentence vector (`vector`: one
+sentence's vector from `bot.promises.model.promise_encoder`, asked only when the words leave the
+answer open); who made it and to whom are read here where the text says.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.promises.model import default_model
+from bot.promises.model import SentenceVector, default_model
 
 _BY_PERSON = (
     r"(?:officers?|(?:my |our )?officials|the officer|he|she|they|we|I|"
@@ -53,10 +55,11 @@ class PromiseSentence:
     made_to: str | None = None
 
 
-def is_promise(sentence: str) -> bool:
+def is_promise(sentence: str, vector: SentenceVector) -> bool:
     """Whether this sentence undertakes to give information later."""
     text = " ".join(sentence.split())
-    return default_model().is_promise(text) and not any(p.search(text) for p in _DONE)
+    # the veto first: it is cheap, and a sentence it settles need not be encoded
+    return not any(p.search(text) for p in _DONE) and default_model().is_promise(text, vector)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -71,11 +74,11 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def find_promises(text: str) -> list[PromiseSentence]:
+def find_promises(text: str, vector: SentenceVector) -> list[PromiseSentence]:
     """Every promise in a passage, with who made it and to whom where the sentence says."""
     found = []
     for sentence in split_sentences(text):
-        if is_promise(sentence):
+        if is_promise(sentence, vector):
             by, to = _BY_WHOM.search(sentence), _TO_WHOM.search(sentence)
             found.append(
                 PromiseSentence(

@@ -2,7 +2,10 @@
 
     python -m bot.promises.evaluate [eval/promises/labelled.jsonl] [--json]
 
-Each line of the file: {"source", "page", "sentence", "promise": true|false, "why"?}.
+Each line of the file: {"source", "page", "sentence", "promise": true|false, "why"?}. Uses the
+int8 encoder the classifier reads sentence vectors from (built once under CLERK_HOME if missing).
+The development sets are in the classifier's training data: their cross-validated figures are
+what `python -m bot.promises.train` reports.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bot.promises.detect import is_promise
+from bot.promises.model import SentenceVector, promise_encoder, sentence_vector
+from indexer.settings import IndexSettings
 
 LABELLED = Path(__file__).resolve().parents[2] / "eval" / "promises" / "labelled.jsonl"
 
@@ -39,11 +44,11 @@ class Scores:
         return {**asdict(self), "precision": self.precision, "recall": self.recall}
 
 
-def score(rows: list[dict]) -> tuple[Scores, list[dict]]:
+def score(rows: list[dict], vector: SentenceVector) -> tuple[Scores, list[dict]]:
     """The scores, and the sentences detection got wrong."""
     wrong, tp, fp, fn = [], 0, 0, 0
     for row in rows:
-        found = is_promise(row["sentence"])
+        found = is_promise(row["sentence"], vector)
         tp += found and row["promise"]
         fp += found and not row["promise"]
         fn += row["promise"] and not found
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in args.labelled.read_text(encoding="utf-8").splitlines()]
-    scores, wrong = score(rows)
+    scores, wrong = score(rows, sentence_vector(promise_encoder(IndexSettings.from_env())))
     if args.json:
         json.dump({**scores.to_dict(), "wrong": wrong}, sys.stdout, indent=2, ensure_ascii=False)
         print()

@@ -17,6 +17,7 @@ import sqlite3
 from contextlib import closing
 
 from bot.promises.detect import PromiseSentence, find_promises
+from bot.promises.model import promise_encoder, sentence_vector
 from bot.requests.model import PROMISE_CHANNEL, Asker, RequestStore
 from bot.requests.service import RESPONSE_COMMITTEE
 from bot.settings import Settings
@@ -31,6 +32,7 @@ def log_promises(settings: Settings, store: RequestStore, contents: BuildContent
     path = settings.home / REGISTRY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     logged = []
+    vector = sentence_vector(promise_encoder(settings.index))
     with closing(sqlite3.connect(path, timeout=30)) as registry:
         registry.execute(
             "CREATE TABLE IF NOT EXISTS promises (key TEXT PRIMARY KEY, request_id INTEGER)"
@@ -39,7 +41,7 @@ def log_promises(settings: Settings, store: RequestStore, contents: BuildContent
             document = contents.documents.get(chunk.doc_id)
             if document is None or document.committee == RESPONSE_COMMITTEE:
                 continue  # officers' own answers are not the papers
-            for promise in find_promises(chunk.text):
+            for promise in find_promises(chunk.text, vector):
                 key = promise_key(promise.sentence)
                 if registry.execute("SELECT 1 FROM promises WHERE key = ?", (key,)).fetchone():
                     continue
