@@ -9,7 +9,11 @@ that read papers, the encoder build), sampled. tracemalloc reports the peak of P
 allocations in the nightly phase (numpy and onnxruntime buffers are mostly outside it, which is
 why RSS is the figure to plan memory by).
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_nightly.py [--keep DIR]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_nightly.py [--keep DIR] [--reader DIR]
+
+With --reader (a built reader's folder, copied in), the reader is on: phase 1 keeps the
+projections of its passages, and phase 2 projects the 10 papers' new passages after publishing,
+as `clerk nightly` does; its time and peak are then part of the nightly's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,8 +52,13 @@ NEW_PAPERS = (
 def settings_for(work: Path):
     from bot.settings import Settings
 
+    reader = "1" if (work / "home" / "reader").is_dir() else "0"
     return Settings.from_env(
-        {}, CLERK_HOME=work / "home", CLERK_CORPUS=work / "corpus", CLERK_SYNC_DELAY=0.0
+        {},
+        CLERK_HOME=work / "home",
+        CLERK_CORPUS=work / "corpus",
+        CLERK_SYNC_DELAY=0.0,
+        CLERK_READER=reader,
     )
 
 
@@ -67,6 +77,7 @@ def link_corpus(target: Path) -> int:
 
 
 def phase_build(work: Path) -> dict:
+    from bot.reader.keep import keep_published_passages
     from indexer.embed import embedder_for
     from indexer.refresh import refresh
 
@@ -77,7 +88,9 @@ def phase_build(work: Path) -> dict:
     loaded = time.perf_counter()
     summary = refresh(settings.index, [settings.index.corpus], embedder)
     done = time.perf_counter()
+    kept = keep_published_passages(settings)  # the reader's store: these passages, no others
     return {
+        "reader": kept,
         "phase": "full index (shared corpus minus 10 papers)",
         "pdfs": pdfs,
         "model_load_s": round(loaded - start, 2),
@@ -92,6 +105,7 @@ def phase_build(work: Path) -> dict:
 def phase_nightly(work: Path) -> dict:
     from moderngov_server import ModernGovServer
 
+    from bot.reader.keep import keep_published_passages
     from bot.requests.service import index_roots
     from indexer.embed import embedder_for
     from indexer.nightly import nightly
@@ -114,6 +128,8 @@ def phase_nightly(work: Path) -> dict:
             embedder,
             today=date(2025, 3, 21),
         )
+        published = time.perf_counter()
+        kept = keep_published_passages(settings) if report.index.published else None
         done = time.perf_counter()
     _, py_peak = tracemalloc.get_traced_memory()
     [sync] = report.sites
@@ -128,6 +144,8 @@ def phase_nightly(work: Path) -> dict:
         "index_unchanged": report.index.unchanged,
         "index_chunks": report.index.chunks,
         "published": report.index.published,
+        "reader": kept,
+        "reader_keep_s": round(done - published, 2),
         "python_heap_peak_mb": round(py_peak / 2**20, 1),
     }
 
@@ -151,6 +169,7 @@ def main() -> None:
     parser.add_argument("--phase", choices=["build", "nightly"])
     parser.add_argument("--work", type=Path)
     parser.add_argument("--keep", type=Path, help="work here and keep the files")
+    parser.add_argument("--reader", type=Path, help="a built reader's folder: run with it on")
     args = parser.parse_args()
     if args.phase:
         figures = (phase_build if args.phase == "build" else phase_nightly)(args.work)
@@ -160,6 +179,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="clerk-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        if args.reader:
+            shutil.copytree(args.reader, work / "home" / "reader")
         print(f"CPU cores: {os.cpu_count()}; work dir: {work}")
         for phase in ("build", "nightly"):
             figures = run_child(phase, work)
