@@ -97,7 +97,7 @@ class Answerer:
         fitted with it; otherwise Clerk decides as before, and the log says why."""
         model = embedder or embedder_for(settings.index)
         expected = Params(model.name, model.dimension, settings.index.chunk_words)
-        reader = load_reader(settings)
+        reader = load_reader(settings, model)
         if reader is not None and not fitting and not WITH_READER.is_file():
             log.warning("no combiner fitted with the reader (%s): deciding without it", WITH_READER)
             reader = None

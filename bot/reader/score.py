@@ -73,10 +73,14 @@ class Reader:
         keys = [digest(t) for t in texts]
         kept = self._kept(keys)
         missing = [i for i, key in enumerate(keys) if key not in kept]
-        encoded = self.encoder.token_vectors([question, *(texts[i] for i in missing)])
-        projected = dict(zip(missing, self.projector.project(encoded[1:]), strict=True))
+        projected: dict[int, Projected] = {}
+        if missing:
+            encoded = self.encoder.token_vectors([texts[i] for i in missing])
+            projected = dict(zip(missing, self.projector.project(encoded), strict=True))
         passages = [kept[key] if key in kept else projected[i] for i, key in enumerate(keys)]
-        (logits,) = self.session.run(None, pair_inputs(encoded[0], passages))
+        # the question alone, as retrieval ran it a moment ago (the encoder keeps that run)
+        (asked,) = self.encoder.token_vectors([question])
+        (logits,) = self.session.run(None, pair_inputs(asked, passages))
         return [float(p) for p in 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))]
 
     def _kept(self, keys: list[bytes]) -> dict[bytes, Projected]:
@@ -123,8 +127,9 @@ def reader_encoder(settings: Settings) -> OnnxEmbedder:
     return OnnxEmbedder(index.model, resolve_model_path(index.model), index.encoders_dir)
 
 
-def load_reader(settings: Settings) -> Reader | None:
-    """The reader if switched on and built for this encoder; else None, with one log line why."""
+def load_reader(settings: Settings, serving: object = None) -> Reader | None:
+    """The reader if switched on and built for this encoder; else None, with one log line why.
+    `serving`, the encoder retrieval uses, is shared when it is the reader's own."""
     if not settings.engine.reader:
         log.info("reader off (CLERK_READER): deciding with the combiner alone")
         return None
@@ -147,5 +152,7 @@ def load_reader(settings: Settings) -> Reader | None:
             encoder.folder.name,
         )
         return None
+    if isinstance(serving, OnnxEmbedder) and serving.folder == encoder.folder and not serving.graph:
+        encoder = serving  # one model in memory, and the question run once
     log.info("reader loaded from %s (%s graph)", folder, manifest.graph)
     return Reader(folder, encoder, manifest)
