@@ -13,34 +13,63 @@ data directory remembers every sentence logged, even after its request is closed
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from contextlib import closing
+from functools import lru_cache
 
 from bot.promises.detect import PromiseSentence, find_promises
-from bot.promises.model import promise_encoder, sentence_vector
+from bot.promises.model import ARTIFACT, promise_encoder, sentence_vector
 from bot.requests.model import PROMISE_CHANNEL, Asker, RequestStore
 from bot.requests.service import RESPONSE_COMMITTEE
 from bot.settings import Settings
 from bot.types import Citation
 from indexer.store import BuildContents, ChunkRow, DocumentRow
 
+log = logging.getLogger(__name__)
 REGISTRY_FILE = "promises.sqlite3"
+_MARK_EVERY = 500  # passages remembered as read per commit
 
 
 def log_promises(settings: Settings, store: RequestStore, contents: BuildContents) -> list[int]:
-    """Log every promise not logged before; the new request numbers."""
+    """Log every promise not logged before; the new request numbers. A passage already read
+    with this classifier is not read again (the registry remembers), so a nightly run reads
+    only the new papers' passages, and all of them once after the classifier is retrained."""
     path = settings.home / REGISTRY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    logged = []
+    logged: list[int] = []
     vector = sentence_vector(promise_encoder(settings.index))
+    model = classifier_version()
     with closing(sqlite3.connect(path, timeout=30)) as registry:
-        registry.execute(
-            "CREATE TABLE IF NOT EXISTS promises (key TEXT PRIMARY KEY, request_id INTEGER)"
-        )
+        with registry:
+            registry.execute(
+                "CREATE TABLE IF NOT EXISTS promises (key TEXT PRIMARY KEY, request_id INTEGER)"
+            )
+            registry.execute(
+                "CREATE TABLE IF NOT EXISTS passages_read (passage TEXT PRIMARY KEY, "
+                "classifier TEXT NOT NULL)"
+            )
+        read_before = {
+            p
+            for (p,) in registry.execute(
+                "SELECT passage FROM passages_read WHERE classifier = ?", (model,)
+            )
+        }
+        published: set[str] = set()
+        newly_read: list[str] = []
+        read = skipped = 0
         for chunk in contents.chunks:
             document = contents.documents.get(chunk.doc_id)
             if document is None or document.committee == RESPONSE_COMMITTEE:
                 continue  # officers' own answers are not the papers
+            passage = promise_key(chunk.text)
+            if passage in published:
+                continue  # the same text twice in the papers (a copy): read once
+            published.add(passage)
+            if passage in read_before:
+                skipped += 1
+                continue
+            read += 1
             for promise in find_promises(chunk.text, vector):
                 key = promise_key(promise.sentence)
                 if registry.execute("SELECT 1 FROM promises WHERE key = ?", (key,)).fetchone():
@@ -49,7 +78,38 @@ def log_promises(settings: Settings, store: RequestStore, contents: BuildContent
                 with registry:
                     registry.execute("INSERT INTO promises VALUES (?, ?)", (key, request_id))
                 logged.append(request_id)
+            newly_read.append(passage)
+            if len(newly_read) >= _MARK_EVERY:
+                _mark_read(registry, newly_read, model)
+        _mark_read(registry, newly_read, model)
+        with registry:  # passages gone from the papers need not be remembered
+            remembered = [p for (p,) in registry.execute("SELECT passage FROM passages_read")]
+            registry.executemany(
+                "DELETE FROM passages_read WHERE passage = ?",
+                [(p,) for p in remembered if p not in published],
+            )
+    log.info(
+        "promises: %d passages read, %d read before with this classifier, %d logged",
+        read,
+        skipped,
+        len(logged),
+    )
     return logged
+
+
+def _mark_read(registry: sqlite3.Connection, passages: list[str], model: str) -> None:
+    """Remember these passages as read (in batches: a crash only means reading them again)."""
+    with registry:
+        registry.executemany(
+            "INSERT OR REPLACE INTO passages_read VALUES (?, ?)", [(p, model) for p in passages]
+        )
+    passages.clear()
+
+
+@lru_cache(maxsize=1)
+def classifier_version() -> str:
+    """Which classifier read a passage: its artifact's digest (retraining reads all again)."""
+    return hashlib.sha256(ARTIFACT.read_bytes()).hexdigest()[:16]
 
 
 def promise_key(sentence: str) -> str:

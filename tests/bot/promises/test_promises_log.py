@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import sqlite3
 from datetime import UTC, datetime
 
-from bot.promises.log import PROMISE_CHANNEL, log_published_promises
+from bot.promises.log import PROMISE_CHANNEL, REGISTRY_FILE, log_published_promises
 from bot.requests.service import open_store
 from bot.web.queue import QueueQuery, select
 
@@ -38,3 +41,25 @@ def test_the_desk_can_show_only_promises(engine_settings):
     only = select(everything, QueueQuery(promises=True), "jo", now, 10)
     assert only and len(only) < len(everything)
     assert all(any(a.channel == PROMISE_CHANNEL for a in r.request.askers) for r in only)
+
+
+def _passages_read(caplog) -> tuple[int, int]:
+    found = re.findall(r"promises: (\d+) passages read, (\d+) read before", caplog.text)
+    caplog.clear()
+    return int(found[-1][0]), int(found[-1][1])
+
+
+def test_each_passage_is_read_once_per_classifier(engine_settings, caplog):
+    caplog.set_level(logging.INFO, logger="bot.promises.log")
+    first = log_published_promises(engine_settings)
+    read, before = _passages_read(caplog)
+    assert first and read > 100 and before == 0
+
+    assert log_published_promises(engine_settings) == []  # the next night: nothing new to read
+    assert _passages_read(caplog) == (0, read)
+
+    # a retrained classifier reads every passage again, and logs nothing twice
+    with sqlite3.connect(engine_settings.home / REGISTRY_FILE) as registry:
+        registry.execute("UPDATE passages_read SET classifier = 'the one before'")
+    assert log_published_promises(engine_settings) == []
+    assert _passages_read(caplog) == (read, 0)
