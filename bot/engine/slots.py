@@ -25,21 +25,45 @@ COUNT, AMOUNT, DATE, PERSON, VOTE, DECISION = (
     "decision",
 )
 
+# Where a question's asking words can start: the question itself, or the clause after what sets
+# the scene ("At the 4 March Cabinet, how many KPIs ...", "Q3 monitoring: what is ...").
+_CLAUSE = r"(?:^|[,:;–—]\s|\s-\s)\W*"
 # What the question asks for, from its grammar (first match wins: "how many voted" is a count).
 _ASKS = (
-    (COUNT, re.compile(r"^\W*how many\b|\bnumber of\b|\bhow often\b")),
+    (COUNT, re.compile(rf"{_CLAUSE}(in total )?how many\b|\bnumber of\b|\bhow often\b")),
     (VOTE, re.compile(r"\bvot(e|es|ed|ing)\b")),
     (
         AMOUNT,
         re.compile(
-            r"^\W*how much\b|\bhow (large|big|high|low)\b|\bby how much\b"
-            r"|^\W*(what|which)\b.*\b(cost|costs|amount|value|sum|budget|figure|price|spend"
+            rf"{_CLAUSE}((in total|roughly|about) )?how much\b|\bhow (large|big|high|low)\b"
+            rf"|\bby how much\b|{_CLAUSE}(what|what'?s|which)\b.*\b(cost|costs|amount|value|sum"
+            r"|budget|figure|price|spend|share|returns?"
             r"|spending|savings?|overspend|underspend|allocation|rise|increase|reduction|cut"
-            r"|charge|deficit|surplus|balance|rate|percentage|proportion|total|funding|grant)\b"
+            r"|charge|deficit|surplus|balance|rate|percentage|proportion|total|funding|grant"
+            # what money is called in council papers: pay, taxes, fees, borrowing, reserves
+            r"|salary|salaries|wages?|pay award|rent|fees?|tax|precept|income|borrowing|debt"
+            r"|loans?|reserves?|investment|contributions?|uplift|subsidy|levy|payments?|award)\b"
         ),
     ),
-    (DATE, re.compile(r"^\W*when\b|\bwhat (date|day|year|month)\b|\bby when\b|\bdeadline\b")),
-    (PERSON, re.compile(r"^\W*who\b|\bwhich (councillors?|members?|officers?|persons?|people)\b")),
+    (
+        DATE,
+        re.compile(rf"{_CLAUSE}when\b|\bwhat (date|day|year|month)\b|\bby when\b|\bdeadline\b"),
+    ),
+    (
+        PERSON,
+        re.compile(
+            rf"{_CLAUSE}who\b|\b(which|what)\s+"
+            # up to two words naming the role ("which planning inspector"), not a verb phrase
+            # ("what did the Leader say" asks what was said, not who)
+            r"((?!(did|does|do|is|was|were|are|has|have|had|will|would|can|could|should)\b)"
+            r"[\w'’-]+\s+){0,2}"
+            # the people council papers name by their role
+            r"(councillors?|members?|officers?|persons?|people|inspectors?|chair(man|woman|person)?s?"
+            r"|leaders?|ministers?|directors?|managers?|mayors?|clerks?|mps?|chief executives?"
+            r"|spokes(man|woman|person)|portfolio holders?|auditors?|commissioners?"
+            r"|representatives?|proposers?|seconders?|secretar(y|ies))\b"
+        ),
+    ),
     # a decision is asked for when deciding is the question's verb ("what did Cabinet agree",
     # "was it adopted"), not when "decision 24/00093" or "the changes agreed" only name a thing
     (
@@ -67,6 +91,8 @@ _HOLDS = {
     DATE: re.compile(
         rf"\b\d{{1,2}}(st|nd|rd|th)?\s+({_MONTHS})\b|\b({_MONTHS})\s+(\d{{1,2}}|(19|20)\d\d)\b"
         r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b(19|20)\d\d\b"
+        # a time given as a span ("in 12 months", "within six weeks")
+        r"|\b(\d+|one|two|three|four|six|twelve)\s+(days?|weeks?|months?|years?)\b"
     ),
     PERSON: re.compile(
         r"\b(Mr|Mrs|Ms|Miss|Dr|Cllr|Councillor|Sir|Dame|Lord|Lady)\.?\s+[A-Z]"

@@ -122,6 +122,22 @@ def test_the_kind_of_thing_asked_for_is_read_from_the_question():
     assert {"24/00109", "2025-26"} <= slots.figures and "maidston" in slots.names
 
 
+def test_the_asked_kind_is_read_after_the_scene_is_set_and_from_roles_and_money_words():
+    from bot.engine.slots import holds_kind, read_question
+
+    # the asking clause after one that sets the scene
+    assert read_question("At the March Cabinet, how many KPIs were red?").asks == "count"
+    assert read_question("Q3 monitoring: what is the reserve at year end?").asks == "amount"
+    assert read_question("Bradford committee – when do they want an update?").asks == "date"
+    # people asked for by their role, and money by what councils call it
+    assert read_question("Which planning inspector examined the plan?").asks == "person"
+    assert read_question("What is the median salary at the council?").asks == "amount"
+    # "what did the Leader say" asks what was said, not who said it
+    assert read_question("What did the Leader say about potholes?").asks is None
+    # a time given as a span answers "when"
+    assert holds_kind("date", "Members asked for a further update in 12 months.")
+
+
 def test_a_how_many_question_needs_a_figure_and_a_decision_a_resolution():
     from bot.engine.slots import holds_kind
 
