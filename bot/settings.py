@@ -44,9 +44,9 @@ class EngineSettings(SettingsGroup):
     reader: bool = setting(
         False,
         "CLERK_READER",
-        "Weigh the best passages with the learned reader (built by `clerk reader build`) and "
-        "decide with the combiner fitted with it (bot/engine/combiner-reader.json). Off by "
-        "default: on the dev set it did not beat the combiner alone.",
+        "Weigh the best passages with the learned reader built in CLERK_READER_DIR (`clerk "
+        "reader build [--recipe cross-encoder]`) and decide with the combiner fitted with that "
+        "recipe (bot/engine/combiner-reader.json or combiner-cross-encoder.json).",
     )
     reader_dir: Path | None = setting(
         None, "CLERK_READER_DIR", "Where the built reader is kept; unset: <CLERK_HOME>/reader."

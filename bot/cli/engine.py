@@ -28,11 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     reader = sub.add_parser("reader", help="the learned reader (CLERK_READER)")
     reader.add_argument("action", choices=["build"], help="mine pairs from the index and train it")
-    reader.add_argument("--questions", type=int, default=5000, help="questions to write")
-    reader.add_argument("--epochs", type=int, default=3)
     reader.add_argument(
-        "--max-minutes", type=float, default=20.0, help="stop training after this long"
+        "--recipe",
+        choices=["late-interaction", "cross-encoder"],
+        default="late-interaction",
+        help="a small head over the encoder's token vectors, or MiniLM fine-tuned to read "
+        "question and passage together (slower to build, about 40 minutes)",
     )
+    reader.add_argument("--questions", type=int, default=5000, help="questions to write")
+    reader.add_argument("--epochs", type=int, default=3, help="late-interaction: passes")
+    reader.add_argument(
+        "--steps", type=int, default=None, help="cross-encoder: training steps (default 2200)"
+    )
+    reader.add_argument(
+        "--max-minutes", type=float, default=None,
+        help="stop training after this long (default 20; cross-encoder 60)",
+    )  # fmt: skip
     reader.add_argument("--seed", type=int, default=13)
     reader.add_argument("--json", action="store_true")
     reader.set_defaults(run=run_reader)
@@ -131,7 +142,16 @@ def run_reader(args: argparse.Namespace, settings: Settings) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    built = build(settings, args.questions, args.epochs, args.max_minutes * 60, args.seed, say=say)
+    if args.recipe == "cross-encoder":
+        from bot.reader.cross_build import STEPS, build_cross
+
+        minutes = 60.0 if args.max_minutes is None else args.max_minutes
+        built = build_cross(
+            settings, args.questions, args.steps or STEPS, minutes * 60, args.seed, say=say
+        )
+    else:
+        minutes = 20.0 if args.max_minutes is None else args.max_minutes
+        built = build(settings, args.questions, args.epochs, minutes * 60, args.seed, say=say)
     if args.json:
         print(json.dumps({"folder": str(settings.reader_folder), **asdict(built)}))
     else:
@@ -203,7 +223,8 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
         if any("test" in path.parts for path in args.files):
             raise ClerkError("refusing to fit on the frozen test set (eval/test/)")
         fitted = evaluate.fit(answerer, questions, " ".join(str(p) for p in args.files))
-        target = ARTIFACT if answerer.reader is None else WITH_READER
+        reader = answerer.reader
+        target = ARTIFACT if reader is None else WITH_READER[reader.manifest.recipe]
         fitted["combiner"].save(target)
         answerer = Answerer(settings, answerer.searcher, fitted["combiner"], answerer.reader)
         reports["fit"] = {"saved": str(target.name), **fitted["cross_validated"]}

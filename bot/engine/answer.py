@@ -33,6 +33,7 @@ from bot.engine.features import (
 )
 from bot.engine.slots import AMOUNT, COUNT, DATE, DECISION, PERSON, VOTE, read_question
 from bot.errors import QuestionError
+from bot.reader.cross import CrossReader
 from bot.reader.score import Reader, load_reader
 from bot.settings import Settings
 from bot.types import ANSWERED, DISCUSSED, Answer, Citation
@@ -79,13 +80,15 @@ class Answerer:
         settings: Settings,
         searcher: Searcher,
         combiner: Combiner | None = None,
-        reader: Reader | None = None,
+        reader: Reader | CrossReader | None = None,
     ):
         self.settings = settings
         self.searcher = searcher
         self.reader = reader
         self.shortlist = _default_combiner()  # which passages the reader reads
-        self.combiner = combiner or (_reader_combiner() if reader else self.shortlist)
+        self.combiner = combiner or (
+            _reader_combiner(reader.manifest.recipe) if reader else self.shortlist
+        )
 
     @classmethod
     def from_settings(
@@ -98,8 +101,9 @@ class Answerer:
         model = embedder or embedder_for(settings.index)
         expected = Params(model.name, model.dimension, settings.index.chunk_words)
         reader = load_reader(settings, model)
-        if reader is not None and not fitting and not WITH_READER.is_file():
-            log.warning("no combiner fitted with the reader (%s): deciding without it", WITH_READER)
+        fitted = WITH_READER[reader.manifest.recipe] if reader is not None else None
+        if fitted is not None and not fitting and not fitted.is_file():
+            log.warning("no combiner fitted with the reader (%s): deciding without it", fitted)
             reader = None
         combiner = _default_combiner() if reader is not None and fitting else None
         return cls(settings, Searcher(settings.index.index_dir, model, expected), combiner, reader)
@@ -197,9 +201,9 @@ def _default_combiner() -> Combiner:
     return Combiner.load()
 
 
-@lru_cache(maxsize=1)
-def _reader_combiner() -> Combiner:
-    return Combiner.load(WITH_READER)
+@lru_cache(maxsize=2)
+def _reader_combiner(recipe: str) -> Combiner:
+    return Combiner.load(WITH_READER[recipe])
 
 
 def _meeting_words(hit: Hit) -> set[str]:

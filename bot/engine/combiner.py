@@ -4,8 +4,8 @@ Logistic regression over `bot.engine.features.FEATURES`, fitted by `clerk eval -
 set only (never the frozen test set), with its thresholds chosen by cross-validation on the same
 dev questions: the answer threshold is the lowest whose wrong answers stay within the risk
 budget (`RISK_BUDGET` of all questions). The result is a small JSON artifact, `combiner.json` beside
-this module (`combiner-reader.json` when fitted with the reader's feature too), so what decides is
-plain to read and rebuilt by one command.
+this module (`combiner-reader.json` or `combiner-cross-encoder.json` when fitted with that reader's
+features too), so what decides is plain to read and rebuilt by one command.
 """
 
 from __future__ import annotations
@@ -19,9 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from bot.engine.features import FEATURES
+from bot.reader.artifact import CROSS_RECIPE, RECIPE
 
 ARTIFACT = Path(__file__).with_name("combiner.json")
-WITH_READER = Path(__file__).with_name("combiner-reader.json")  # fitted with the reader's feature
+# fitted with each reader recipe's features too
+WITH_READER = {
+    RECIPE: Path(__file__).with_name("combiner-reader.json"),
+    CROSS_RECIPE: Path(__file__).with_name("combiner-cross-encoder.json"),
+}
 # A wrong answer misleads a councillor; a false decline costs an officer some time. Clerk may
 # answer wrongly at most this share of all questions (the product's target), and otherwise
 # answers as much as it can.

@@ -1,10 +1,17 @@
-"""The built reader on disk: a small ONNX graph and the manifest that says how it was made.
+"""The built reader on disk: its ONNX graphs and the manifest that says how it was made.
+
+One reader at a time lives in the folder, of one of two recipes. The late-interaction reader:
 
 <reader dir>/passage.onnx       the passage half of the head: token vectors -> projections
              reader.onnx        the pair half: question tokens against kept passage projections
                                 (both int8 weights where that kept their scores)
              reader.json        recipe, encoder it reads, seed, pair counts, loss curve; last
              passages.sqlite3   every indexed passage's projections (bot.reader.passages)
+
+The cross-encoder (the whole MiniLM fine-tuned to read question and passage together):
+
+<reader dir>/cross.onnx         the model with its head (int8 weights where that kept its scores)
+             reader.json        as above; last
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RECIPE = "late-interaction-v2"  # v2: the passage half split off, so passages are projected once
+CROSS_RECIPE = "cross-encoder-v1"
 GRAPH, PASSAGE_GRAPH, MANIFEST = "reader.onnx", "passage.onnx", "reader.json"
+CROSS_GRAPH = "cross.onnx"
+FILES = {RECIPE: (GRAPH, PASSAGE_GRAPH), CROSS_RECIPE: (CROSS_GRAPH,)}
 
 
 @dataclass(frozen=True)
@@ -22,7 +32,7 @@ class ReaderManifest:
     """What reader.json records about one build."""
 
     recipe: str
-    encoder: str  # the int8 encoder folder whose token vectors it was trained on
+    encoder: str  # the int8 encoder folder whose token vectors it was trained (or mined) with
     seed: int
     seconds: dict[str, float]
     pairs: dict[str, int]
@@ -34,12 +44,22 @@ class ReaderManifest:
     versions: dict[str, str] = field(default_factory=dict)
 
 
+def open_graph(path: Path):
+    """An onnxruntime session for one of the reader's graphs, on the CPU, warnings only."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def read_manifest(folder: Path) -> ReaderManifest | None:
-    """The finished build in `folder`, or None (absent, half written, another recipe)."""
-    if not all((folder / name).is_file() for name in (MANIFEST, GRAPH, PASSAGE_GRAPH)):
-        return None
+    """The finished build in `folder`, or None (absent, half written, an unknown recipe)."""
     try:
         built = ReaderManifest(**json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
-    except (ValueError, TypeError):
+    except (OSError, ValueError, TypeError):
         return None
-    return built if built.recipe == RECIPE else None
+    files = FILES.get(built.recipe)
+    if files is None or not all((folder / name).is_file() for name in files):
+        return None
+    return built

@@ -22,7 +22,7 @@ from bot.reader.passages import Projector, open_store
 from bot.reader.score import pair_inputs, reader_encoder
 from bot.settings import Settings
 from indexer.files import write_atomic
-from indexer.onnx_encoder import _versions, quantize_int8
+from indexer.onnx_encoder import OnnxEmbedder, _versions, quantize_int8
 
 AGREEMENT = 0.995  # int8 graphs are kept only if their scores correlate this well with the head
 
@@ -40,12 +40,7 @@ def build(
 
     clock: dict[str, float] = {}
     started = time.perf_counter()
-    index = mine.Papers.of(settings.index.index_dir)
-    encoder = reader_encoder(settings)
-    encoder.ensure_built()
-    texts = mine.passages(index)
-    mined = mine.write_questions(index, texts, questions, seed)
-    say(f"{len(mined)} questions written from {len(texts)} passages")
+    index, encoder, texts, mined = written_questions(settings, questions, seed, say)
     clock["mining"] = time.perf_counter() - started
     passages = train.Tokens.of(encoder.token_vectors(texts))
     asked = train.Tokens.of(
@@ -86,6 +81,20 @@ def build(
     )
     write_atomic(folder / MANIFEST, json.dumps(asdict(built), indent=2) + "\n")  # last: done
     return built
+
+
+def written_questions(
+    settings: Settings, questions: int, seed: int, say: Callable[[str], None]
+) -> tuple[mine.Papers, OnnxEmbedder, list[str], list[mine.Mined]]:
+    """The published index, the int8 encoder, every passage's reader text, and up to
+    `questions` questions written from the passages: what every reader recipe trains from."""
+    index = mine.Papers.of(settings.index.index_dir)
+    encoder = reader_encoder(settings)
+    encoder.ensure_built()
+    texts = mine.passages(index)
+    mined = mine.write_questions(index, texts, questions, seed)
+    say(f"{len(mined)} questions written from {len(texts)} passages")
+    return index, encoder, texts, mined
 
 
 def _keep_projections(folder: Path, sha: str, texts: list[str], passages) -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.reader.artifact import PASSAGE_GRAPH, read_manifest
+from bot.reader.artifact import PASSAGE_GRAPH, RECIPE, read_manifest
 from bot.reader.passages import Projector, open_store
 from bot.reader.score import reader_encoder
 from bot.reader.text import passage_texts
@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 
 def keep_published_passages(settings: Settings) -> dict[str, int] | None:
     """Project the published index's new passages for the reader; None when there is no reader
-    to project for (off, or not built for this encoder) or the run failed (logged)."""
+    to project for (off, not built for this encoder, or a cross-encoder, which keeps nothing per
+    passage) or the run failed (logged)."""
     if not settings.engine.reader:
         return None
     folder = settings.reader_folder
     manifest = read_manifest(folder)
     encoder = reader_encoder(settings)
-    if manifest is None or manifest.encoder != encoder.folder.name:
+    if manifest is None or manifest.recipe != RECIPE or manifest.encoder != encoder.folder.name:
         log.info("no reader built for this encoder: no passages to project")
         return None
     started = time.perf_counter()

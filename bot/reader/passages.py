@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.reader.artifact import open_graph
+
 log = logging.getLogger(__name__)
 STORE = "passages.sqlite3"
 SCALE = 127.0  # components of unit vectors, kept as int8
@@ -67,13 +69,7 @@ class Projector:
     def session(self):
         with self._lock:
             if self._session is None:
-                import onnxruntime
-
-                options = onnxruntime.SessionOptions()
-                options.log_severity_level = 3
-                self._session = onnxruntime.InferenceSession(
-                    str(self.graph), options, providers=["CPUExecutionProvider"]
-                )
+                self._session = open_graph(self.graph)
             return self._session
 
     def project(self, encoded: list[Tokens]) -> list[Projected]:

@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from bot.reader.artifact import GRAPH, PASSAGE_GRAPH, ReaderManifest, read_manifest
+from bot.reader.artifact import (
+    CROSS_RECIPE,
+    GRAPH,
+    PASSAGE_GRAPH,
+    ReaderManifest,
+    open_graph,
+    read_manifest,
+)
+from bot.reader.cross import CrossReader
 from bot.reader.passages import (
     PassageStore,
     Projected,
@@ -56,13 +64,7 @@ class Reader:
     @property
     def session(self):
         if self._session is None:
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.log_severity_level = 3
-            self._session = onnxruntime.InferenceSession(
-                str(self.folder / GRAPH), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = open_graph(self.folder / GRAPH)
         return self._session
 
     def score(self, question: str, hits: list[Hit]) -> list[float]:
@@ -127,7 +129,7 @@ def reader_encoder(settings: Settings) -> OnnxEmbedder:
     return OnnxEmbedder(index.model, resolve_model_path(index.model), index.encoders_dir)
 
 
-def load_reader(settings: Settings, serving: object = None) -> Reader | None:
+def load_reader(settings: Settings, serving: object = None) -> Reader | CrossReader | None:
     """The reader if switched on and built for this encoder; else None, with one log line why.
     `serving`, the encoder retrieval uses, is shared when it is the reader's own."""
     if not settings.engine.reader:
@@ -142,6 +144,9 @@ def load_reader(settings: Settings, serving: object = None) -> Reader | None:
             folder,
         )
         return None
+    if manifest.recipe == CROSS_RECIPE:  # reads the words itself: no encoder to agree with
+        log.info("cross-encoder reader loaded from %s (%s graph)", folder, manifest.graph)
+        return CrossReader(folder, resolve_model_path(settings.index.model), manifest)
     encoder = reader_encoder(settings)
     if manifest.encoder != encoder.folder.name:
         log.warning(

@@ -150,27 +150,20 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / 50) * max(0.05, 1 - s / steps_total)
     )
-    curve: list[dict[str, float]] = []
-    every = max(1, min(50, steps_total // 10))  # the loss is printed this often
-    started, step, window = time.perf_counter(), 0, []
+    curve = Curve(steps_total)
+    started, step = time.perf_counter(), 0
     for epoch in range(epochs):
         rng.shuffle(fit_on)
         for start in range(0, len(fit_on), groups_per_step):
             chosen = fit_on[start : start + groups_per_step]
             model.train()
-            parts = _losses(model, questions, passages, groups, chosen)
-            loss = parts["listwise"] + parts["near_miss"] + parts["pointwise"]
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
             step += 1
-            window.append({k: float(v.detach()) for k, v in parts.items()})
-            if step % every == 0:
-                point = {k: round(float(np.mean([w[k] for w in window])), 4) for k in window[0]}
-                curve.append({"step": step, "epoch": epoch, **point})
+            losses = descend(
+                _losses(model, questions, passages, groups, chosen), optimiser, schedule
+            )
+            point = curve.add(step, losses, epoch=epoch)
+            if point:
                 say(f"step {step}/{steps_total} epoch {epoch}: {point}")
-                window = []
             if time.perf_counter() - started > max_seconds:
                 say(f"stopping at the time box ({max_seconds:.0f} s)")
                 break
@@ -180,11 +173,43 @@ def train(
             continue
         break
     held_out = evaluate(model, questions, passages, groups, held)
-    return Trained(model.eval(), step, round(time.perf_counter() - started, 1), curve, held_out)
+    return Trained(
+        model.eval(), step, round(time.perf_counter() - started, 1), curve.points, held_out
+    )
 
 
-def _pairs(groups: np.ndarray, chosen: list[int]):
-    """(question index, passage row, label, group position, slot) for the chosen groups."""
+class Curve:
+    """The loss as training goes, averaged over every few steps (about ten points in all)."""
+
+    def __init__(self, steps: int):
+        self.every = max(1, min(50, steps // 10))
+        self.points: list[dict[str, float]] = []
+        self._window: list[dict[str, float]] = []
+
+    def add(self, step: int, losses: dict[str, float], **extra: int) -> dict[str, float] | None:
+        """Record one step's losses; the new average when a point is due, else None."""
+        self._window.append(losses)
+        if step % self.every:
+            return None
+        point = {k: round(float(np.mean([w[k] for w in self._window])), 4) for k in losses}
+        self.points.append({"step": step, **extra, **point})
+        self._window = []
+        return point
+
+
+def descend(parts: dict, optimiser, schedule) -> dict[str, float]:
+    """One optimiser step on the sum of the loss parts; the parts' values."""
+    loss = sum(parts.values())
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    schedule.step()
+    return {k: float(v.detach()) for k, v in parts.items()}
+
+
+def group_pairs(groups: np.ndarray, chosen: list[int]):
+    """(question index, passage row, label, group position, slot) for the chosen groups; the
+    near-miss twin of question g is question g + len(groups)."""
     total = len(groups)
     for position, g in enumerate(chosen):
         for slot in range(5):
@@ -194,22 +219,45 @@ def _pairs(groups: np.ndarray, chosen: list[int]):
         yield g + total, int(groups[g, 0]), 0.0, position, 5
 
 
-def _losses(model, questions: Tokens, passages: Tokens, groups: np.ndarray, chosen: list[int]):
-    pairs = list(_pairs(groups, chosen))
-    feed = batch_inputs(
-        [questions.get(q) for q, *_ in pairs], [passages.get(p) for _, p, *_ in pairs]
-    )
-    logits = model(*(torch.from_numpy(feed[name]) for name in INPUTS))
+def group_losses(logits, pairs: list, count: int) -> dict:
+    """Pick the answering passage from its group, rank it over the twin, and each pair's own
+    yes or no: the three parts of every reader's loss."""
     labels = torch.tensor([label for _, _, label, _, _ in pairs])
-    table = torch.full((len(chosen), 6), -1e4)
+    table = torch.full((count, 6), -1e4)
     index = torch.tensor([[pos, slot] for *_, pos, slot in pairs])
     table = table.index_put((index[:, 0], index[:, 1]), logits)
-    zero = torch.zeros(len(chosen), dtype=torch.long)
+    zero = torch.zeros(count, dtype=torch.long)
     return {
         "listwise": F.cross_entropy(table[:, :5], zero),
         "near_miss": F.cross_entropy(table[:, [0, 5]], zero),
         "pointwise": F.binary_cross_entropy_with_logits(logits, labels),
     }
+
+
+def held_out_counts(pairs: list, logits: np.ndarray, count: int) -> tuple[int, int]:
+    """Of `count` groups: how many rank the answering passage first, and the twin below it."""
+    table = np.full((count, 6), -1e4)
+    for (_, _, _, pos, slot), value in zip(pairs, logits, strict=True):
+        table[pos, slot] = value
+    first = int((table[:, 0] >= table[:, 1:5].max(axis=1)).sum())
+    return first, int((table[:, 0] > table[:, 5]).sum())
+
+
+def held_out_figures(groups: int, first: int, twin_below: int) -> dict[str, float]:
+    return {
+        "groups": groups,
+        "answering_first": round(first / max(1, groups), 3),
+        "near_miss_below": round(twin_below / max(1, groups), 3),
+    }
+
+
+def _losses(model, questions: Tokens, passages: Tokens, groups: np.ndarray, chosen: list[int]):
+    pairs = list(group_pairs(groups, chosen))
+    feed = batch_inputs(
+        [questions.get(q) for q, *_ in pairs], [passages.get(p) for _, p, *_ in pairs]
+    )
+    logits = model(*(torch.from_numpy(feed[name]) for name in INPUTS))
+    return group_losses(logits, pairs, len(chosen))
 
 
 @torch.no_grad()
@@ -219,21 +267,14 @@ def evaluate(model, questions: Tokens, passages: Tokens, groups: np.ndarray, hel
     first = twin_below = 0
     for start in range(0, len(held), 32):
         chosen = held[start : start + 32]
-        parts = list(_pairs(groups, chosen))
+        parts = list(group_pairs(groups, chosen))
         feed = batch_inputs(
             [questions.get(q) for q, *_ in parts], [passages.get(p) for _, p, *_ in parts]
         )
         logits = model(*(torch.from_numpy(feed[name]) for name in INPUTS)).numpy()
-        table = np.full((len(chosen), 6), -1e4)
-        for (_, _, _, pos, slot), value in zip(parts, logits, strict=True):
-            table[pos, slot] = value
-        first += int((table[:, 0] >= table[:, 1:5].max(axis=1)).sum())
-        twin_below += int((table[:, 0] > table[:, 5]).sum())
-    return {
-        "groups": len(held),
-        "answering_first": round(first / max(1, len(held)), 3),
-        "near_miss_below": round(twin_below / max(1, len(held)), 3),
-    }
+        found = held_out_counts(parts, logits, len(chosen))
+        first, twin_below = first + found[0], twin_below + found[1]
+    return held_out_figures(len(held), first, twin_below)
 
 
 def batch_inputs(

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import paths
 import pytest
+from fresh_python import run_python
 
 from bot.cli.main import main
 from bot.settings import Settings
@@ -127,22 +124,15 @@ print(json.dumps({"heavy": [m for m in heavy if m in sys.modules]}))
 
 def test_indexing_and_answering_with_onnx_never_import_torch(tmp_path, onnx_embedder, encoders_dir):
     corpus = copy_sample(tmp_path / "corpus", (LEVI,))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "SLACK_"))}
-    env.update(
-        PYTHONPATH=str(paths.REPO),
+    run = run_python(
+        SERVING,
+        str(corpus),
+        LEVI_QUESTION,
+        cwd=tmp_path,
         CLERK_HOME=str(tmp_path / "home"),
         CLERK_ENCODER="onnx-int8",
         CLERK_ENCODER_DIR=str(encoders_dir),
         CLERK_ANSWER_THRESHOLD="0.1",  # as the engine tests: this one-paper corpus answers it
-        HF_HUB_OFFLINE="1",
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", SERVING, str(corpus), LEVI_QUESTION],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     summary, answer, modules = (json.loads(line) for line in run.stdout.splitlines())

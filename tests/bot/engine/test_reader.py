@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 import sqlite3
-import subprocess
-import sys
 
 import numpy as np
 import paths
 import pytest
+from fresh_python import run_python
 
 from bot.cli.main import main
 from bot.engine.answer import Answerer
@@ -188,22 +186,14 @@ print(json.dumps({"read": len(chances), "heavy": [m for m in heavy if m in sys.m
 
 def test_reading_passages_never_imports_torch(built_reader, encoders_dir, tmp_path):
     settings, _ = built_reader
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLERK_", "SLACK_"))}
-    env.update(
-        PYTHONPATH=str(paths.REPO),
+    run = run_python(
+        SERVING,
+        LEVI_QUESTION,
+        cwd=tmp_path,
         CLERK_HOME=str(settings.home),
         CLERK_READER="1",
         CLERK_READER_DIR=str(settings.reader_folder),
         CLERK_ENCODER_DIR=str(encoders_dir),
-        HF_HUB_OFFLINE="1",
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", SERVING, LEVI_QUESTION],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {"read": 8, "heavy": []}
