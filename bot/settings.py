@@ -42,11 +42,12 @@ class EngineSettings(SettingsGroup):
         2000, "CLERK_MAX_QUESTION_CHARS", "Longest question accepted, in characters."
     )
     reader: bool = setting(
-        False,
+        True,
         "CLERK_READER",
-        "Weigh the best passages with the learned reader built in CLERK_READER_DIR (`clerk "
-        "reader build [--recipe cross-encoder]`) and decide with the combiner fitted with that "
-        "recipe (bot/engine/combiner-reader.json or combiner-cross-encoder.json).",
+        "Weigh the best passages with the learned reader, when one is built in CLERK_READER_DIR "
+        "(`clerk reader build`, about 45 minutes once), and decide with the combiner fitted "
+        "with its recipe (bot/engine/combiner-cross-encoder.json or combiner-reader.json); "
+        "none built: the combiner alone. 0: never.",
     )
     reader_dir: Path | None = setting(
         None, "CLERK_READER_DIR", "Where the built reader is kept; unset: <CLERK_HOME>/reader."

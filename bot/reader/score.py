@@ -137,10 +137,9 @@ def load_reader(settings: Settings, serving: object = None) -> Reader | CrossRea
         return None
     folder = settings.reader_folder
     manifest = read_manifest(folder)
-    if manifest is None:
-        log.warning(
-            "reader switched on but not built in %s (run `clerk reader build`): "
-            "deciding with the combiner alone",
+    if manifest is None:  # on by default, so a fresh install says how, without alarm
+        log.info(
+            "no reader built in %s (run `clerk reader build`): deciding with the combiner alone",
             folder,
         )
         return None

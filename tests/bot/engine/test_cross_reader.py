@@ -14,6 +14,7 @@ import shutil
 import pytest
 from fresh_python import run_python
 
+from bot.cli.main import main
 from bot.engine.answer import Answerer
 from bot.engine.combiner import WITH_READER
 from bot.engine.features import READER, READER_BELOW_BEST
@@ -25,6 +26,16 @@ from bot.reader.score import load_reader
 from bot.types import ANSWERED, DISCUSSED, NOT_FOUND
 
 QUESTION = "How much LEVI capital funding did the Liberal Democrats' amendment propose?"
+LEVI = "kent/full_council/2025-02-13/3 - Amendment - Liberal Democrats - LEVI capital funding.pdf"
+QUESTIONS = [
+    {
+        "id": "a1",
+        "question": QUESTION,
+        "answerable": True,
+        "expected": [{"source": LEVI, "page": 1}],
+        "answer_contains": ["2.149m"],
+    }
+]
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +114,7 @@ def test_an_index_run_keeps_nothing_for_a_cross_encoder(built_cross, caplog):
 
 SERVING = """
 import json, sys
+from bot.cli.main import main
 from bot.engine.answer import Answerer
 from bot.settings import Settings
 answerer = Answerer.from_settings(Settings.from_env())
@@ -127,3 +139,21 @@ def test_answering_with_the_cross_encoder_never_imports_torch(built_cross, encod
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["reader"] == "CrossReader"
     assert json.loads(run.stdout)["heavy"] == []
+
+
+def test_eval_compares_with_and_without_the_reader_in_one_run(
+    built_cross, tmp_path, monkeypatch, capsys
+):
+    settings, _ = built_cross
+    monkeypatch.setenv("CLERK_HOME", str(settings.home))
+    monkeypatch.setenv("CLERK_READER_DIR", str(settings.reader_folder))
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps(QUESTIONS[0]) + "\n", encoding="utf-8")
+    plot = tmp_path / "risk.svg"
+
+    assert main(["eval", str(questions), "--compare-reader", "--json", "--plot", str(plot)]) == 0
+
+    reports = json.loads(capsys.readouterr().out)
+    assert set(reports) == {"hybrid", "hybrid-no-reader"}
+    assert all(r["questions"] == 1 for r in reports.values())
+    assert plot.read_text().count("<polyline") == 2  # both curves on one plot

@@ -151,21 +151,23 @@ def test_an_index_run_projects_new_passages_and_drops_removed_ones(
     assert held == {digest(t) for t in texts}
 
 
-def test_switched_on_but_not_built_clerk_answers_as_before(
-    engine_settings, embedder, tmp_path, caplog
+def test_on_by_default_but_not_built_clerk_answers_as_with_it_off(
+    engine_settings, embedder, caplog
 ):
-    without = Answerer.from_settings(engine_settings, embedder).answer(LEVI_QUESTION)
-    settings = engine_settings.replaced(CLERK_READER="1", CLERK_READER_DIR=tmp_path / "none")
+    off = engine_settings.replaced(CLERK_READER="0")
+    without = Answerer.from_settings(off, embedder).answer(LEVI_QUESTION)
+    assert engine_settings.engine.reader  # the default
     with caplog.at_level(logging.INFO):
-        answerer = Answerer.from_settings(settings, embedder)
+        answerer = Answerer.from_settings(engine_settings, embedder)
     assert answerer.reader is None
-    assert "not built" in caplog.text and "clerk reader build" in caplog.text
+    assert "no reader built" in caplog.text and "clerk reader build" in caplog.text
     assert answerer.answer(LEVI_QUESTION) == without
 
 
-def test_reader_off_by_default_says_so(engine_settings, embedder, caplog):
+def test_reader_switched_off_says_so(built_reader, embedder, caplog):
+    settings, _ = built_reader
     with caplog.at_level(logging.INFO):
-        assert Answerer.from_settings(engine_settings, embedder).reader is None
+        assert Answerer.from_settings(settings.replaced(CLERK_READER="0"), embedder).reader is None
     assert "reader off" in caplog.text
 
 
