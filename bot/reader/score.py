@@ -8,6 +8,7 @@ not built, or built for another encoder, Clerk decides without it and says so on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bot.reader.artifact import (
+    CROSS_GRAPH,
     CROSS_RECIPE,
     GRAPH,
     PASSAGE_GRAPH,
@@ -144,8 +146,7 @@ def load_reader(settings: Settings, serving: object = None) -> Reader | CrossRea
         )
         return None
     if manifest.recipe == CROSS_RECIPE:  # reads the words itself: no encoder to agree with
-        log.info("cross-encoder reader loaded from %s (%s graph)", folder, manifest.graph)
-        return CrossReader(folder, resolve_model_path(settings.index.model), manifest)
+        return _load_cross(folder, resolve_model_path(settings.index.model), manifest)
     encoder = reader_encoder(settings)
     if manifest.encoder != encoder.folder.name:
         log.warning(
@@ -160,3 +161,22 @@ def load_reader(settings: Settings, serving: object = None) -> Reader | CrossRea
         encoder = serving  # one model in memory, and the question run once
     log.info("reader loaded from %s (%s graph)", folder, manifest.graph)
     return Reader(folder, encoder, manifest)
+
+
+def _load_cross(folder: Path, model_dir: Path, manifest: ReaderManifest) -> CrossReader | None:
+    """The cross-encoder, its graph checked and loaded now: a damaged file is found at start-up,
+    logged, and Clerk decides without it, rather than failing the first question."""
+    graph = folder / CROSS_GRAPH
+    if hashlib.sha256(graph.read_bytes()).hexdigest() != manifest.sha256:
+        log.error("the reader's graph %s is not the one built (run `clerk reader build`): "
+                  "deciding with the combiner alone", graph)  # fmt: skip
+        return None
+    reader = CrossReader(folder, model_dir, manifest)
+    try:
+        reader.session  # noqa: B018 (loading it is the check)
+    except Exception as exc:  # onnxruntime's own errors: the file is there but unusable
+        log.error("the reader's graph %s could not be loaded (%s): deciding with the combiner "
+                  "alone", graph, type(exc).__name__)  # fmt: skip
+        return None
+    log.info("cross-encoder reader loaded from %s (%s graph)", folder, manifest.graph)
+    return reader

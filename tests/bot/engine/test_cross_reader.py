@@ -7,6 +7,7 @@ path, not how well it reads (the real build's held-out figures are in its manife
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -157,3 +158,27 @@ def test_eval_compares_with_and_without_the_reader_in_one_run(
     assert set(reports) == {"hybrid", "hybrid-no-reader"}
     assert all(r["questions"] == 1 for r in reports.values())
     assert plot.read_text().count("<polyline") == 2  # both curves on one plot
+
+
+@pytest.mark.parametrize("damage", ["truncated", "replaced"])
+def test_a_damaged_graph_is_found_at_start_and_clerk_answers_without_it(
+    built_cross, embedder, tmp_path, caplog, damage
+):
+    settings, _ = built_cross
+    folder = tmp_path / "reader"
+    shutil.copytree(settings.reader_folder, folder)
+    graph = folder / CROSS_GRAPH
+    if damage == "truncated":  # a copy cut short: not the graph that was built
+        graph.write_bytes(graph.read_bytes()[:1000])
+    else:  # an unusable file that the manifest vouches for (copied along with it)
+        graph.write_bytes(b"not an onnx graph")
+        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest["sha256"] = hashlib.sha256(b"not an onnx graph").hexdigest()
+        (folder / MANIFEST).write_text(json.dumps(manifest))
+    off = settings.replaced(CLERK_READER="0")
+    without = Answerer.from_settings(off, embedder).answer(QUESTION)
+    with caplog.at_level(logging.INFO):
+        answerer = Answerer.from_settings(settings.replaced(CLERK_READER_DIR=folder), embedder)
+    assert answerer.reader is None
+    assert "deciding with the combiner alone" in caplog.text and str(graph) in caplog.text
+    assert answerer.answer(QUESTION) == without
