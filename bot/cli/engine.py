@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "help on the dev set)",
     )
     reader.add_argument("--questions", type=int, default=5000, help="questions to write")
+    reader.add_argument(
+        "--written", type=Path, nargs="*", default=[],
+        help="cross-encoder: JSONL files of questions people wrote (eval/train/), trained on "
+        "beside the mined ones (never eval/dev or eval/test)",
+    )  # fmt: skip
     reader.add_argument("--epochs", type=int, default=3, help="late-interaction: passes")
     reader.add_argument(
         "--steps", type=int, default=None, help="cross-encoder: training steps (default 2200)"
@@ -148,8 +153,9 @@ def run_reader(args: argparse.Namespace, settings: Settings) -> int:
 
         minutes = 60.0 if args.max_minutes is None else args.max_minutes
         built = build_cross(
-            settings, args.questions, args.steps or STEPS, minutes * 60, args.seed, say=say
-        )
+            settings, args.questions, args.steps or STEPS, minutes * 60, args.seed, say=say,
+            written=tuple(args.written),
+        )  # fmt: skip
     else:
         minutes = 20.0 if args.max_minutes is None else args.max_minutes
         built = build(settings, args.questions, args.epochs, minutes * 60, args.seed, say=say)

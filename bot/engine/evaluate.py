@@ -102,7 +102,7 @@ def trial(answerer: Answerer, question: Question, mode: str = "hybrid") -> Trial
     text = clean_question(question.question, answerer.settings.engine.max_question_chars)
     judged = answerer.assess(text, question.filters, mode)
     answer = answerer.decide(text, judged)
-    wanted = _wanted(answerer, question)
+    wanted = wanted_places(answerer, question)
     retrieval = sorted(judged, key=lambda j: -j.evidence.values["rank"])
     right_if_answered = bool(judged) and _fully_right(question, wanted, answerer, judged)
     return Trial(
@@ -112,12 +112,12 @@ def trial(answerer: Answerer, question: Question, mode: str = "hybrid") -> Trial
         outcome=_outcome(question, answer, right_if_answered),
         rank=_first(judged, question, wanted),
         retrieval_rank=_first(retrieval, question, wanted),
-        page_rank=next((i for i, j in enumerate(judged, 1) if _on_page(j, wanted)), None),
+        page_rank=next((i for i, j in enumerate(judged, 1) if on_page(j, wanted)), None),
         right_if_answered=right_if_answered,
     )
 
 
-def _wanted(answerer: Answerer, question: Question) -> set[tuple[str, int | None]]:
+def wanted_places(answerer: Answerer, question: Question) -> set[tuple[str, int | None]]:
     """Expected (document, page) pairs, copies of a paper resolved to the document indexed."""
     index = answerer.searcher.index
     return {(index.doc_of(src) or src, page) for src, page in question.expected}
@@ -125,10 +125,10 @@ def _wanted(answerer: Answerer, question: Question) -> set[tuple[str, int | None
 
 def answers(judged: Judged, question: Question, wanted: set) -> bool:
     """Whether a passage answers: on an expected page, holding every expected string."""
-    return _on_page(judged, wanted) and _holds(judged.evidence.text, question.answer_contains)
+    return on_page(judged, wanted) and holds(judged.evidence.text, question.answer_contains)
 
 
-def _on_page(judged: Judged, wanted: set) -> bool:
+def on_page(judged: Judged, wanted: set) -> bool:
     hit = judged.hit
     return (hit.doc_id, hit.page) in wanted or (hit.doc_id, None) in wanted
 
@@ -140,10 +140,10 @@ def _fully_right(question: Question, wanted: set, answerer: Answerer, judged: li
     best = judged[0]
     right_paper = any(best.hit.doc_id == doc for doc, _ in wanted)
     text = answerer.decide(question.question, [replace(best, chance=1.0)]).text
-    return right_paper and _holds(text, question.answer_contains)
+    return right_paper and holds(text, question.answer_contains)
 
 
-def _holds(text: str, strings: Iterable[str]) -> bool:
+def holds(text: str, strings: Iterable[str]) -> bool:
     folded = " ".join(text.split()).casefold()
     return all(" ".join(s.split()).casefold() in folded for s in strings)
 
@@ -291,7 +291,7 @@ def _prepare(answerer: Answerer, question: Question):
     """(question, features per passage, passage answers?, answering from it right?, topicality)"""
     text = clean_question(question.question, answerer.settings.engine.max_question_chars)
     judged = answerer.assess(text, question.filters)
-    wanted = _wanted(answerer, question)
+    wanted = wanted_places(answerer, question)
     names = answerer.features
     x = np.array([j.evidence.vector(names) for j in judged], dtype=float).reshape(-1, len(names))
     labels = np.array([question.answerable and answers(j, question, wanted) for j in judged])

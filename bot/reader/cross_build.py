@@ -21,6 +21,7 @@ from bot.reader import mine
 from bot.reader.artifact import CROSS_GRAPH, CROSS_RECIPE, MANIFEST, ReaderManifest
 from bot.reader.build import AGREEMENT, _groups, written_questions
 from bot.reader.cross import chances, load_tokenizer
+from bot.reader.written import NEGATIVES, WrittenGroup, written_groups
 from bot.settings import Settings
 from indexer.embed import resolve_model_path
 from indexer.files import write_atomic
@@ -36,8 +37,10 @@ def build_cross(
     max_seconds: float = 3600.0,
     seed: int = 13,
     say: Callable[[str], None] = print,
+    written: tuple[Path, ...] = (),
 ) -> ReaderManifest:
-    """Mine, fine-tune, export and publish the cross-encoder into settings.reader_folder."""
+    """Mine, fine-tune, export and publish the cross-encoder into settings.reader_folder;
+    questions people wrote (`written`, JSONL as eval/) join the mined ones as groups."""
     from bot.reader import cross_train
 
     clock: dict[str, float] = {}
@@ -46,18 +49,23 @@ def build_cross(
     index, encoder, texts, mined = written_questions(settings, questions, seed, say)
     asked = [m.question for m in mined]
     chosen = mine.negatives(index, texts, mined, encoder.embed(asked), seed)
-    groups = _groups(mined, chosen)
-    pairs = mine.counts(mined, chosen)
+    people = written_groups(settings, index.contents, list(written), seed, say) if written else []
+    groups = np.vstack([
+        np.hstack([_groups(mined, chosen), np.ones((len(mined), 1), np.int64)]),
+        np.array([_written_row(w) for w in people], np.int64).reshape(-1, 6),
+    ])  # fmt: skip
+    asked += [w.question for w in people]
+    twins = [m.twin for m in mined] + [w.twin or "" for w in people]
+    pairs = {**mine.counts(mined, chosen), **_written_counts(people)}
     say(f"pairs: {json.dumps(pairs)}")
     clock["mining"] = time.perf_counter() - started
     tokenizer = load_tokenizer(model_dir)
-    twins = [m.twin for m in mined]
     trained = cross_train.train(
         model_dir, tokenizer, asked, twins, texts, groups, seed, steps, max_seconds, say=say
     )
     clock["training"] = trained.seconds
     sample = [(asked[g], texts[int(r)]) for g in range(min(16, len(groups)))
-              for r in groups[g] if r >= 0]  # fmt: skip
+              for r in groups[g, :5] if r >= 0]  # fmt: skip
     expected = cross_train.torch_logits(trained.model, tokenizer, sample)
     graph, kind, agreement = _export(cross_train, trained.model, tokenizer, sample, expected)
     folder = settings.reader_folder
@@ -80,6 +88,22 @@ def build_cross(
     )
     write_atomic(folder / MANIFEST, json.dumps(asdict(built), indent=2) + "\n")  # last: done
     return built
+
+
+def _written_row(group: WrittenGroup) -> list[int]:
+    """A written question's group as the mined ones are laid out, and whether it has a twin."""
+    negatives = list(group.negatives) + [-1] * (NEGATIVES - len(group.negatives))
+    return [group.passage, *negatives, 1 if group.twin else -1]
+
+
+def _written_counts(people: list[WrittenGroup]) -> dict[str, int]:
+    if not people:
+        return {}
+    return {
+        "written_questions": len(people),
+        "written_negatives": sum(len(w.negatives) for w in people),
+        "written_twins": sum(1 for w in people if w.twin),
+    }
 
 
 def _export(cross_train, model, tokenizer, sample, expected) -> tuple[bytes, str, dict]:

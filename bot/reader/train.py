@@ -209,14 +209,16 @@ def descend(parts: dict, optimiser, schedule) -> dict[str, float]:
 
 def group_pairs(groups: np.ndarray, chosen: list[int]):
     """(question index, passage row, label, group position, slot) for the chosen groups; the
-    near-miss twin of question g is question g + len(groups)."""
+    near-miss twin of question g is question g + len(groups), unless a sixth column says the
+    group has none (-1)."""
     total = len(groups)
     for position, g in enumerate(chosen):
         for slot in range(5):
             row = int(groups[g, slot])
             if row >= 0:
                 yield g, row, float(slot == 0), position, slot
-        yield g + total, int(groups[g, 0]), 0.0, position, 5
+        if groups.shape[1] < 6 or groups[g, 5] >= 0:
+            yield g + total, int(groups[g, 0]), 0.0, position, 5
 
 
 def group_losses(logits, pairs: list, count: int) -> dict:
@@ -240,7 +242,7 @@ def held_out_counts(pairs: list, logits: np.ndarray, count: int) -> tuple[int, i
     for (_, _, _, pos, slot), value in zip(pairs, logits, strict=True):
         table[pos, slot] = value
     first = int((table[:, 0] >= table[:, 1:5].max(axis=1)).sum())
-    return first, int((table[:, 0] > table[:, 5]).sum())
+    return first, int((table[:, 0] > table[:, 5]).sum())  # a group with no twin counts as below
 
 
 def held_out_figures(groups: int, first: int, twin_below: int) -> dict[str, float]:

@@ -24,7 +24,11 @@ from bot.reader.cross import CrossReader
 from bot.reader.cross_build import build_cross
 from bot.reader.keep import keep_published_passages
 from bot.reader.score import load_reader
+from bot.reader.text import passage_texts
+from bot.reader.written import written_groups
 from bot.types import ANSWERED, DISCUSSED, NOT_FOUND
+from indexer.errors import ClerkError
+from indexer.store import read_build
 
 QUESTION = "How much LEVI capital funding did the Liberal Democrats' amendment propose?"
 LEVI = "kent/full_council/2025-02-13/3 - Amendment - Liberal Democrats - LEVI capital funding.pdf"
@@ -39,6 +43,19 @@ QUESTIONS = [
 ]
 
 
+WRITTEN = [
+    *QUESTIONS,
+    {
+        "id": "w2",
+        "question": "What did the Lib Dems want to spend on chargepoints in 2025-26?",
+        "answerable": True,
+        "expected": [{"source": LEVI, "page": 1}],
+        "answer_contains": ["2.149m"],
+    },
+    {"id": "w3", "question": "How many chargepoints are in Bradford?", "answerable": False},
+]
+
+
 @pytest.fixture(scope="session")
 def built_cross(tmp_path_factory, shared_index, encoders_dir):
     """A cross-encoder fine-tuned for a few steps on the sample index (about 20 s of CPU)."""
@@ -46,7 +63,11 @@ def built_cross(tmp_path_factory, shared_index, encoders_dir):
     settings = shared_index.replaced(
         CLERK_READER="1", CLERK_READER_DIR=folder, CLERK_ENCODER_DIR=encoders_dir
     )
-    manifest = build_cross(settings, questions=60, steps=6, max_seconds=300, seed=13, say=print)
+    written = tmp_path_factory.mktemp("train") / "questions.jsonl"
+    written.write_text("".join(json.dumps(q) + "\n" for q in WRITTEN), encoding="utf-8")
+    manifest = build_cross(
+        settings, questions=60, steps=6, max_seconds=300, seed=13, say=print, written=(written,)
+    )
     return settings, manifest
 
 
@@ -56,6 +77,7 @@ def test_the_build_publishes_a_graph_that_scores_as_the_trained_model(built_cros
     assert read_manifest(settings.reader_folder) == manifest
     kinds = ("positive", "near_miss", "other_paper_bm25", "same_paper")
     assert all(manifest.pairs[kind] > 0 for kind in kinds), manifest.pairs
+    assert manifest.pairs["written_questions"] == 2  # the two answerable ones people wrote
     assert manifest.held_out["steps"] == 6 and manifest.held_out["groups"] >= 1
     assert len(manifest.curve) == 6  # the loss recorded as it went
     # the published graph (int8 only where it agreed) gives the trained model's scores
@@ -182,3 +204,33 @@ def test_a_damaged_graph_is_found_at_start_and_clerk_answers_without_it(
     assert answerer.reader is None
     assert "deciding with the combiner alone" in caplog.text and str(graph) in caplog.text
     assert answerer.answer(QUESTION) == without
+
+
+def test_questions_people_wrote_train_against_what_ranks_high_without_the_fact(
+    built_cross, tmp_path
+):
+    settings, _ = built_cross
+    written = tmp_path / "train" / "questions.jsonl"
+    written.parent.mkdir()
+    written.write_text("".join(json.dumps(q) + "\n" for q in WRITTEN), encoding="utf-8")
+    contents = read_build(settings.index.index_dir)
+    texts = passage_texts(contents)
+
+    groups = written_groups(settings, contents, [written], seed=13, say=print)
+
+    assert [g.question for g in groups] == [q["question"] for q in WRITTEN if q["answerable"]]
+    for group in groups:
+        assert "2.149m" in texts[group.passage]
+        assert group.negatives and all("2.149m" not in texts[n] for n in group.negatives)
+        assert group.passage not in group.negatives
+
+
+def test_training_on_the_dev_or_frozen_test_questions_is_refused(built_cross, tmp_path):
+    settings, _ = built_cross
+    contents = read_build(settings.index.index_dir)
+    for judged_by in ("dev", "test"):
+        path = tmp_path / "eval" / judged_by / "questions.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(QUESTIONS[0]) + "\n", encoding="utf-8")
+        with pytest.raises(ClerkError, match="refusing to train"):
+            written_groups(settings, contents, [path], seed=13, say=print)
