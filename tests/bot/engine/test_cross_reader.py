@@ -137,7 +137,6 @@ def test_an_index_run_keeps_nothing_for_a_cross_encoder(built_cross, caplog):
 
 SERVING = """
 import json, sys
-from bot.cli.main import main
 from bot.engine.answer import Answerer
 from bot.settings import Settings
 answerer = Answerer.from_settings(Settings.from_env())
