@@ -52,6 +52,13 @@ class EngineSettings(SettingsGroup):
     reader_dir: Path | None = setting(
         None, "CLERK_READER_DIR", "Where the built reader is kept; unset: <CLERK_HOME>/reader."
     )
+    reader_written: str = setting(
+        "eval/train/*.jsonl",
+        "CLERK_READER_WRITTEN",
+        "Questions people wrote (JSONL files, a glob; never eval/dev or eval/test) that `clerk "
+        "reader build` trains the cross-encoder on beside the mined ones: the build the shipped "
+        "combiner was fitted with. No file matching, or empty: mined questions only.",
+    )
 
 
 @dataclass(frozen=True)

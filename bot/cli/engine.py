@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 from pathlib import Path
@@ -38,9 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     reader.add_argument("--questions", type=int, default=5000, help="questions to write")
     reader.add_argument(
-        "--written", type=Path, nargs="*", default=[],
-        help="cross-encoder: JSONL files of questions people wrote (eval/train/), trained on "
-        "beside the mined ones (never eval/dev or eval/test)",
+        "--written", type=Path, nargs="*", default=None,
+        help="cross-encoder: JSONL files of questions people wrote, trained on beside the mined "
+        "ones (never eval/dev or eval/test; default: CLERK_READER_WRITTEN, eval/train/*.jsonl; "
+        "--written with no file: mined questions only)",
     )  # fmt: skip
     reader.add_argument("--epochs", type=int, default=3, help="late-interaction: passes")
     reader.add_argument(
@@ -154,7 +156,7 @@ def run_reader(args: argparse.Namespace, settings: Settings) -> int:
         minutes = 60.0 if args.max_minutes is None else args.max_minutes
         built = build_cross(
             settings, args.questions, args.steps or STEPS, minutes * 60, args.seed, say=say,
-            written=tuple(args.written),
+            written=_written(args.written, settings.engine.reader_written, say),
         )  # fmt: skip
     else:
         minutes = 20.0 if args.max_minutes is None else args.max_minutes
@@ -168,6 +170,16 @@ def run_reader(args: argparse.Namespace, settings: Settings) -> int:
             f"held-out {built.held_out}, {built.graph} graph"
         )
     return 0
+
+
+def _written(given: list[Path] | None, pattern: str, say) -> tuple[Path, ...]:
+    """The written questions to train on: those given, else the files CLERK_READER_WRITTEN
+    matches (none where the setting is empty or nothing matches)."""
+    if given is not None:
+        return tuple(given)
+    found = tuple(Path(f) for f in sorted(glob.glob(pattern))) if pattern else ()
+    say(f"written questions: {', '.join(map(str, found)) or f'none match {pattern!r}'}")
+    return found
 
 
 class _ProgressBar:

@@ -233,3 +233,24 @@ def test_training_on_the_dev_or_frozen_test_questions_is_refused(built_cross, tm
         path.write_text(json.dumps(QUESTIONS[0]) + "\n", encoding="utf-8")
         with pytest.raises(ClerkError, match="refusing to train"):
             written_groups(settings, contents, [path], seed=13, say=print)
+
+
+def test_the_build_command_trains_on_the_written_questions_the_setting_names(
+    built_cross, encoders_dir, tmp_path, monkeypatch, capsys
+):
+    settings, _ = built_cross
+    written = tmp_path / "train" / "questions.jsonl"
+    written.parent.mkdir()
+    written.write_text("".join(json.dumps(q) + "\n" for q in WRITTEN), encoding="utf-8")
+    monkeypatch.setenv("CLERK_HOME", str(settings.home))
+    monkeypatch.setenv("CLERK_ENCODER_DIR", str(encoders_dir))
+    monkeypatch.setenv("CLERK_READER_WRITTEN", str(tmp_path / "train" / "*.jsonl"))
+    small = ["--questions", "40", "--steps", "2", "--json"]
+
+    def build(*options: str) -> dict:
+        monkeypatch.setenv("CLERK_READER_DIR", str(tmp_path / f"reader{len(options)}"))
+        assert main(["reader", "build", *options, *small]) == 0
+        return json.loads(capsys.readouterr().out)["pairs"]
+
+    assert build()["written_questions"] == 2  # by default: the build the combiner was fitted with
+    assert "written_questions" not in build("--written")  # asked for mined questions only
