@@ -40,6 +40,8 @@ FULLY_RIGHT, WRONG, FALSE_DECLINE, RIGHT_DECLINE = (
 )  # fmt: skip
 OUTCOMES = (FULLY_RIGHT, WRONG, FALSE_DECLINE, RIGHT_DECLINE)
 FOLDS = 5
+CURVE_SEEDS = 5  # fold shuffles averaged for the budget curve: one shuffle moves it a point
+BUDGETS = (0.03, 0.05, 0.10)  # wrong answers as a share of all questions
 
 
 @dataclass(frozen=True)
@@ -249,22 +251,12 @@ def fit(answerer: Answerer, questions: list[Question], source: str, seed: int = 
     are chosen on those out-of-fold chances, then the weights are refitted on all questions.
     """
     prepared = [_prepare(answerer, q) for q in questions]
-    order = list(range(len(prepared)))
-    random.Random(seed).shuffle(order)
-    folds = [order[i::FOLDS] for i in range(FOLDS)]
-    held_out: list[tuple[float, bool]] = []
-    topical: dict[str, list[float]] = {"near_miss": [], "off_topic": []}
-    for fold in folds:
-        inside = set(fold)
-        weights, bias = _fit([p for i, p in enumerate(prepared) if i not in inside])
-        for i in fold:
-            question, x, _, right, dense = prepared[i]
-            if len(x):
-                chances = 1 / (1 + np.exp(-(x @ weights + bias)))
-                best = int(np.argmax(chances))
-                held_out.append((float(chances[best]), bool(right[best])))
-            if question.kind in topical:
-                topical[question.kind].append(dense)
+    held_out = _out_of_fold(prepared, seed)
+    topical = {
+        kind: [dense for question, *_, dense in prepared if question.kind == kind]
+        for kind in ("near_miss", "off_topic")
+    }
+    curves = [within_budgets(_out_of_fold(prepared, s), len(prepared)) for s in range(CURVE_SEEDS)]
     weights, bias = _fit(prepared)
     combiner = Combiner(
         weights={
@@ -283,8 +275,46 @@ def fit(answerer: Answerer, questions: list[Question], source: str, seed: int = 
             "questions": len(prepared),
             "fully_right_of_all": round(right / max(1, len(prepared)), 3),
             "wrong_answers_of_all": round(wrong / max(1, len(prepared)), 3),
+            f"fully_right_of_all_within_wrong_over_{CURVE_SEEDS}_fold_seeds": {
+                budget: round(float(np.mean([c[budget] for c in curves])), 3)
+                for budget in curves[0]
+            },
         },
     }
+
+
+def _out_of_fold(prepared, seed: int) -> list[tuple[float, bool]]:
+    """Per question with passages: the best passage's chance, from weights fitted without the
+    question's fold, and whether answering from that passage would be fully right."""
+    order = list(range(len(prepared)))
+    random.Random(seed).shuffle(order)
+    held_out: list[tuple[float, bool]] = []
+    for fold in (order[i::FOLDS] for i in range(FOLDS)):
+        inside = set(fold)
+        weights, bias = _fit([p for i, p in enumerate(prepared) if i not in inside])
+        for i in fold:
+            _, x, _, right, _ = prepared[i]
+            if len(x):
+                chances = 1 / (1 + np.exp(-(x @ weights + bias)))
+                best = int(np.argmax(chances))
+                held_out.append((float(chances[best]), bool(right[best])))
+    return held_out
+
+
+def within_budgets(held_out: list[tuple[float, bool]], total: int) -> dict[str, float]:
+    """For each budget of wrong answers (a share of all questions), the largest share of all
+    questions answered fully right by any threshold that keeps within it: how good the chances
+    are at telling right from wrong, whatever threshold is chosen."""
+    ranked = sorted(held_out, key=lambda outcome: -outcome[0])
+    found = {}
+    for budget in BUDGETS:
+        right = wrong = most = 0
+        for _, fully_right in ranked:
+            right, wrong = right + fully_right, wrong + (not fully_right)
+            if wrong <= budget * total:
+                most = max(most, right)
+        found[f"{budget:.0%}"] = round(most / max(1, total), 3)
+    return found
 
 
 def _prepare(answerer: Answerer, question: Question):

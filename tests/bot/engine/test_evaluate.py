@@ -8,7 +8,7 @@ import numpy as np
 
 from bot.cli.main import main
 from bot.engine.combiner import best_answer_threshold, fit_logistic
-from bot.engine.evaluate import load_questions, run, summarise
+from bot.engine.evaluate import load_questions, run, summarise, within_budgets
 
 BRADFORD = (
     "bradford/area-committee/"
@@ -106,6 +106,15 @@ def test_the_answer_threshold_keeps_wrong_answers_within_the_risk_budget():
     assert 0.3 < threshold <= 0.84  # answers every right one above it, at most 3 wrong
     assert sum(1 for c, r in wrong if c >= threshold) <= 3
     assert best_answer_threshold([(0.9, False)] * 10, total=10) == 1.0  # never fits: never answer
+
+
+def test_the_budget_curve_counts_right_answers_before_wrong_ones_exceed_each_budget():
+    ranked = [(0.9, True), (0.8, False), (0.7, True), (0.6, False), (0.5, True), (0.4, True)]
+    # of 50 questions: 3% allows one wrong answer (two right before the second), 5% two (all)
+    assert within_budgets(ranked, total=50) == {"3%": 0.04, "5%": 0.08, "10%": 0.08}
+    # the order comes from the chances, not from the list
+    assert within_budgets(ranked[::-1], total=50) == {"3%": 0.04, "5%": 0.08, "10%": 0.08}
+    assert within_budgets([(0.9, False)] * 5, total=10) == {"3%": 0.0, "5%": 0.0, "10%": 0.0}
 
 
 def test_logistic_fit_learns_which_feature_tells():
