@@ -85,12 +85,27 @@ def read_sentence_config(model_dir: Path) -> tuple[int, int]:
                 f"has {sorted(kinds - _SUPPORTED_MODULES)}: use CLERK_ENCODER=torch-fp32"
             )
     pooling = model_dir / "1_Pooling" / "config.json"
-    if pooling.is_file() and not json.loads(pooling.read_text()).get("pooling_mode_mean_tokens"):
+    if pooling.is_file() and not _mean_pooled(json.loads(pooling.read_text())):
         raise ConfigError(f"{model_dir} does not mean-pool: use CLERK_ENCODER=torch-fp32")
     config = json.loads((model_dir / "config.json").read_text())
-    bert = model_dir / "sentence_bert_config.json"
-    limit = json.loads(bert.read_text()).get("max_seq_length") if bert.is_file() else None
-    return int(config["hidden_size"]), int(limit or config.get("max_position_embeddings", 512))
+    return int(config["hidden_size"]), _max_tokens(model_dir, config)
+
+
+def _max_tokens(model_dir: Path, config: dict) -> int:
+    """The window the model was trained to read: sentence-transformers before version 6 kept
+    it in sentence_bert_config.json, since then in the tokenizer's config."""
+    for name, key in (("sentence_bert_config.json", "max_seq_length"),
+                      ("tokenizer_config.json", "model_max_length")):  # fmt: skip
+        path = model_dir / name
+        limit = json.loads(path.read_text()).get(key) if path.is_file() else None
+        if isinstance(limit, int) and 0 < limit < 100_000:  # tokenizers say 1e30 for "none"
+            return limit
+    return int(config.get("max_position_embeddings", 512))
+
+
+def _mean_pooled(pooling: dict) -> bool:
+    """Pooling configs as sentence-transformers wrote them before version 6 and since."""
+    return bool(pooling.get("pooling_mode_mean_tokens")) or pooling.get("pooling_mode") == "mean"
 
 
 def export_fp32(model_dir: Path, target: Path) -> None:

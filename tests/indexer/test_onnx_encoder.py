@@ -13,9 +13,9 @@ from fresh_python import run_python
 
 from bot.cli.main import main
 from bot.settings import Settings
-from indexer.embed import SentenceTransformerEmbedder, embedder_for
-from indexer.errors import IndexIncompatibleError
-from indexer.onnx_encoder import OnnxEmbedder
+from indexer.embed import SentenceTransformerEmbedder, embedder_for, resolve_model_path
+from indexer.errors import ConfigError, IndexIncompatibleError
+from indexer.onnx_encoder import OnnxEmbedder, read_sentence_config
 from indexer.refresh import refresh
 from indexer.search import Searcher
 from indexer.settings import BUNDLED_MODEL
@@ -84,6 +84,25 @@ def test_the_torch_encoder_stays_selectable_and_keeps_its_index_name():
     settings = Settings.from_env({"CLERK_ENCODER": "torch-fp32"})
     embedder = embedder_for(settings.index)
     assert isinstance(embedder, SentenceTransformerEmbedder) and embedder.name == BUNDLED_MODEL
+
+
+def test_a_model_saved_by_this_sentence_transformers_runs_as_int8_and_cls_pooling_does_not(
+    tmp_path,
+):
+    """An operator's own model (CLERK_MODEL=<folder>) saved by the installed library: version 6
+    writes its pooling as `"pooling_mode": "mean"`, which was once refused as not mean-pooled."""
+    from sentence_transformers import SentenceTransformer
+
+    saved = tmp_path / "saved"
+    SentenceTransformer(str(resolve_model_path(BUNDLED_MODEL)), device="cpu").save(str(saved))
+    assert read_sentence_config(saved) == (384, 256)
+
+    pooling = saved / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config = {k: v for k, v in config.items() if not k.startswith("pooling_mode")}
+    pooling.write_text(json.dumps({**config, "pooling_mode": "cls"}))
+    with pytest.raises(ConfigError, match="does not mean-pool"):
+        read_sentence_config(saved)
 
 
 def test_encoder_build_command_reports_the_built_file(onnx_embedder, encoders_dir, capsys):
