@@ -40,6 +40,15 @@ def embedder_for(settings: IndexSettings) -> Embedder:
     return OnnxEmbedder(settings.model, resolve_model_path(settings.model), settings.encoders_dir)
 
 
+TUNED_MANIFEST = "tuned.json"  # in a model folder `clerk encoder tune` wrote: how it was made
+
+
+def is_tuned(spec: str) -> bool:
+    """Whether the model setting names a model `clerk encoder tune` fine-tuned: its cosines are
+    not the bundled model's, so the engine decides with combiners fitted for it."""
+    return spec != BUNDLED_MODEL and (Path(spec).expanduser() / TUNED_MANIFEST).is_file()
+
+
 def resolve_model_path(spec: str) -> Path:
     """The local directory for a model setting; never a hub download."""
     if spec == BUNDLED_MODEL:

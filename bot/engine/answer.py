@@ -21,7 +21,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from bot.engine.combiner import WITH_READER, Combiner
+from bot.engine.combiner import Combiner, fitted_path
 from bot.engine.features import (
     FEATURES,
     READER,
@@ -37,7 +37,7 @@ from bot.reader.cross import CrossReader
 from bot.reader.score import Reader, load_reader
 from bot.settings import Settings
 from bot.types import ANSWERED, DISCUSSED, Answer, Citation
-from indexer.embed import Embedder, embedder_for
+from indexer.embed import Embedder, embedder_for, is_tuned
 from indexer.lexical import tokenize
 from indexer.search import Searcher
 from indexer.store import Params
@@ -85,9 +85,10 @@ class Answerer:
         self.settings = settings
         self.searcher = searcher
         self.reader = reader
-        self.shortlist = _default_combiner()  # which passages the reader reads
+        tuned = is_tuned(settings.index.model)
+        self.shortlist = _fitted(None, tuned)  # which passages the reader reads
         self.combiner = combiner or (
-            _reader_combiner(reader.manifest.recipe) if reader else self.shortlist
+            _fitted(reader.manifest.recipe, tuned) if reader else self.shortlist
         )
 
     @classmethod
@@ -101,11 +102,12 @@ class Answerer:
         model = embedder or embedder_for(settings.index)
         expected = Params(model.name, model.dimension, settings.index.chunk_words)
         reader = load_reader(settings, model)
-        fitted = WITH_READER[reader.manifest.recipe] if reader is not None else None
+        tuned = is_tuned(settings.index.model)
+        fitted = fitted_path(reader.manifest.recipe, tuned) if reader is not None else None
         if fitted is not None and not fitting and not fitted.is_file():
             log.warning("no combiner fitted with the reader (%s): deciding without it", fitted)
             reader = None
-        combiner = _default_combiner() if reader is not None and fitting else None
+        combiner = _fitted(None, tuned) if reader is not None and fitting else None
         return cls(settings, Searcher(settings.index.index_dir, model, expected), combiner, reader)
 
     @property
@@ -197,13 +199,15 @@ class Answerer:
 
 
 @lru_cache(maxsize=1)
-def _default_combiner() -> Combiner:
-    return Combiner.load()
-
-
-@lru_cache(maxsize=2)
-def _reader_combiner(recipe: str) -> Combiner:
-    return Combiner.load(WITH_READER[recipe])
+@lru_cache(maxsize=4)
+def _fitted(recipe: str | None, tuned: bool) -> Combiner:
+    """The combiner fitted for this reader and encoder; for a tuned encoder not yet fitted, the
+    bundled encoder's, with a warning (its cosines read differently, so it decides less well)."""
+    path = fitted_path(recipe, tuned)
+    if tuned and not path.is_file():
+        log.warning("no combiner fitted for a tuned encoder (%s): using the bundled one's", path)
+        path = fitted_path(recipe)
+    return Combiner.load(path)
 
 
 def _meeting_words(hit: Hit) -> set[str]:

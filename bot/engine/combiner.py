@@ -5,7 +5,8 @@ set only (never the frozen test set), with its thresholds chosen by cross-valida
 dev questions: the answer threshold is the lowest whose wrong answers stay within the risk
 budget (`RISK_BUDGET` of all questions). The result is a small JSON artifact, `combiner.json` beside
 this module (`combiner-reader.json` or `combiner-cross-encoder.json` when fitted with that reader's
-features too), so what decides is plain to read and rebuilt by one command.
+features too; `-tuned-encoder` when fitted on an index a tuned encoder built), so what decides is
+plain to read and rebuilt by one command.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ import numpy as np
 from bot.engine.features import FEATURES
 from bot.reader.artifact import CROSS_RECIPE, RECIPE
 
-ARTIFACT = Path(__file__).with_name("combiner.json")
-# fitted with each reader recipe's features too
-WITH_READER = {
-    RECIPE: Path(__file__).with_name("combiner-reader.json"),
-    CROSS_RECIPE: Path(__file__).with_name("combiner-cross-encoder.json"),
-}
+_NAMES = {None: "combiner", RECIPE: "combiner-reader", CROSS_RECIPE: "combiner-cross-encoder"}
+
+
+def fitted_path(recipe: str | None = None, tuned: bool = False) -> Path:
+    """The combiner fitted with a reader recipe's features too (None: no reader), for the bundled
+    encoder or for one `clerk encoder tune` fine-tuned, whose cosines read differently."""
+    return Path(__file__).with_name(f"{_NAMES[recipe]}{'-tuned-encoder' if tuned else ''}.json")
+
+
+ARTIFACT = fitted_path()
 # A wrong answer misleads a councillor; a false decline costs an officer some time. Clerk may
 # answer wrongly at most this share of all questions (the product's target), and otherwise
 # answers as much as it can.

@@ -17,7 +17,7 @@ from fresh_python import run_python
 
 from bot.cli.main import main
 from bot.engine.answer import Answerer
-from bot.engine.combiner import WITH_READER
+from bot.engine.combiner import fitted_path
 from bot.engine.features import READER, READER_BELOW_BEST
 from bot.reader.artifact import CROSS_GRAPH, CROSS_RECIPE, MANIFEST, read_manifest
 from bot.reader.cross import CrossReader
@@ -118,7 +118,7 @@ def test_the_answerer_weighs_the_cross_encoder_with_the_combiner_fitted_with_it(
     served = settings.replaced(CLERK_HOME=home)
     answerer = Answerer.from_settings(served, embedder)
     assert isinstance(answerer.reader, CrossReader)
-    assert WITH_READER[CROSS_RECIPE].is_file()  # fitted on dev by `clerk eval --fit`
+    assert fitted_path(CROSS_RECIPE).is_file()  # fitted on dev by `clerk eval --fit`
     assert set(answerer.combiner.weights) >= {READER, READER_BELOW_BEST}
     judged = answerer.assess(QUESTION)
     read = [j for j in judged if j.evidence.values[READER] > 0]
